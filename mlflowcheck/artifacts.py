@@ -1,0 +1,77 @@
+"""The artifact store layer: the text report, uploaded through the server and read back."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import time
+from pathlib import Path
+
+from mlflowcheck import seed
+from mlflowcheck.diagnosis import CheckFailed
+from mlflowcheck.suite import Suite
+
+LOST_TIP = (
+    "the server's artifact store lost the file: check that --artifacts-destination is "
+    "writable by the server process and has free space, and look at the server's log."
+)
+
+
+def render_report(suite: Suite, final: bool = False) -> str:
+    lines = [
+        "MLflow deployment check report",
+        f"timestamp: {time.strftime('%Y-%m-%d %H:%M:%S %z')}",
+        f"tracking URI: {suite.target.url}",
+        f"experiment: {suite.experiment_name} (id {suite.experiment_id})",
+        f"run: {seed.RUN_NAME} (id {suite.run_id})",
+        f"MLflow client: {suite.client_version}",
+        f"MLflow server: {suite.server_version or 'unknown'}",
+        f"python: {platform.python_version()}",
+        f"model format: {suite.model_file or 'not logged yet'}",
+        "",
+        "results of the checks" + ("" if final else " so far (the final report replaces this file)") + ":",
+    ]
+    for r in suite.results:
+        lines.append(f"  {r.status.upper():7} {r.name:12} {r.duration:6.2f}s {r.message.splitlines()[0] if r.message else ''}".rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def upload_and_verify(suite: Suite, text: str) -> str:
+    """Upload ``text`` as reports/test_report.txt, list it and download it; compare sha256."""
+    local_dir = suite.tmp / "upload" / "reports"
+    local_dir.mkdir(parents=True, exist_ok=True)
+    local = local_dir / Path(seed.REPORT_PATH).name
+    local.write_text(text, encoding="utf-8")
+    data = local.read_bytes()
+    want = hashlib.sha256(data).hexdigest()
+    client = suite.client
+    client.log_artifact(suite.run_id, str(local), artifact_path=str(Path(seed.REPORT_PATH).parent))
+
+    listed = {f.path: f for f in client.list_artifacts(suite.run_id, str(Path(seed.REPORT_PATH).parent))}
+    if seed.REPORT_PATH not in listed:
+        raise CheckFailed(
+            f"{seed.REPORT_PATH} was uploaded without error but the server does not list it "
+            f"(it lists {sorted(listed) or 'nothing'}).",
+            LOST_TIP,
+        )
+    if listed[seed.REPORT_PATH].file_size != len(data):
+        raise CheckFailed(
+            f"The server lists {seed.REPORT_PATH} with {listed[seed.REPORT_PATH].file_size} bytes; "
+            f"{len(data)} were uploaded.",
+            LOST_TIP,
+        )
+    dst = suite.tmp / f"download-{time.monotonic_ns()}"
+    dst.mkdir(parents=True)
+    got_path = Path(client.download_artifacts(suite.run_id, seed.REPORT_PATH, dst_path=str(dst)))
+    got = hashlib.sha256(got_path.read_bytes()).hexdigest()
+    if got != want:
+        raise CheckFailed(
+            f"{seed.REPORT_PATH} came back different: sha256 {got[:12]}…, uploaded {want[:12]}….",
+            LOST_TIP,
+        )
+    return want
+
+
+def report(suite: Suite, final: bool = False) -> None:
+    digest = upload_and_verify(suite, render_report(suite, final=final))
+    suite.note("final_report" if final else "artifact", f"{seed.REPORT_PATH} sha256 {digest[:12]}… read back")

@@ -1,0 +1,216 @@
+"""The command line: resolve the target, start a server if asked, run the checks, report.
+
+Exit codes: 0 every check passed; 1 a check failed; 2 the suite could not run (no server,
+not an MLflow server, bad option).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from mlflowcheck import diagnosis
+from mlflowcheck.diagnosis import DEFAULT_TRACKING_URI, CheckFailed
+from mlflowcheck.server import LOCAL_HOSTS, LocalServer, ServerStartError, is_listening
+from mlflowcheck.suite import Options, Suite
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+EXIT_OK, EXIT_FAILED, EXIT_NO_RUN = 0, 1, 2
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own exit code is 2 too; add the tip
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_NO_RUN, f"{self.prog}: error: {message}\nTip: run `{self.prog} --help` for the options.\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = ArgumentParser(
+        prog="test_mlflow_local.py",
+        description="Prove an MLflow tracking deployment works end to end: log the seed's run "
+        "through the server and read every item back.",
+        epilog="Exit codes: 0 every check passed, 1 a check failed, 2 the suite could not run.",
+    )
+    p.add_argument("--tracking-uri", metavar="URI",
+                   help=f"the server to test (default: $MLFLOW_TRACKING_URI, else {DEFAULT_TRACKING_URI})")
+    p.add_argument("--start-server", action="store_true",
+                   help="start a light local mlflow server at the target address (a local address) "
+                   "even when it is not the default")
+    p.add_argument("--server-dir", metavar="DIR", type=Path,
+                   help="where a server this suite starts keeps my.db and mlartifacts/ "
+                   "(default: the project directory)")
+    p.add_argument("--backend-store-uri", metavar="URI", default="sqlite:///my.db",
+                   help="the tracking store of a server this suite starts (default: sqlite:///my.db)")
+    p.add_argument("--keep-serving", action="store_true",
+                   help="after the checks, keep a server this suite started running in the "
+                   "foreground until Ctrl+C, to browse the results")
+    p.add_argument("--model-format", choices=["skops", "pickle", "cloudpickle"],
+                   help="how the sklearn model is serialized (default: MLflow's default, skops)")
+    p.add_argument("--registered-model", metavar="NAME", default=Options.registered_model,
+                   help="the registered model that each run adds a version to (default: %(default)s)")
+    p.add_argument("-k", metavar="EXPR", dest="select",
+                   help="run only the checks matching this pytest -k expression")
+    p.add_argument("--junitxml", metavar="PATH", help="write JUnit XML results to PATH")
+    p.add_argument("--json", metavar="PATH", help="write JSON results to PATH")
+    p.add_argument("-v", "--verbose", action="store_true", help="add tracebacks to failures")
+    return p
+
+
+def resolve_tracking_uri(cli_value: str | None) -> str:
+    return cli_value or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def main(argv: list[str] | None = None, project_dir: Path | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    project_dir = Path(project_dir or Path.cwd()).resolve()
+    out = sys.stdout
+    uri = resolve_tracking_uri(args.tracking_uri)
+    server = None
+    try:
+        target = diagnosis.parse_target(uri)
+    except CheckFailed:
+        target = None  # the uri check reports it
+    if target is not None and (args.start_server or target.url == DEFAULT_TRACKING_URI):
+        try:
+            server = maybe_start_server(args, target, project_dir, out)
+        except CheckFailed as exc:
+            out.write(f"error: {exc}\n")
+            return EXIT_NO_RUN
+    try:
+        suite = Suite(Options(
+            tracking_uri=uri,
+            model_format=args.model_format,
+            registered_model=args.registered_model,
+            verbose=args.verbose,
+            server_log=server.log_path if server else None,
+        ))
+        code = run_checks(suite, args, out)
+        if server is not None and args.keep_serving:
+            out.write(f"Serving the results at {target.ui_link()} until Ctrl+C ...\n")
+            out.flush()
+            try:
+                server.process.wait()
+            except KeyboardInterrupt:
+                pass
+        return code
+    finally:
+        if server is not None:
+            server.stop()
+            if not args.keep_serving:
+                out.write(
+                    f"Stopped the server this suite started. To browse the results, run in "
+                    f"{server.workdir}:\n  {browse_command(server)}\n"
+                    f"and open {target.ui_link()} (or run this suite with --keep-serving).\n"
+                )
+
+
+def browse_command(server: LocalServer) -> str:
+    return (
+        f"mlflow server --host {server.host} --port {server.port} "
+        f"--backend-store-uri {server.backend_store_uri} "
+        f"--artifacts-destination {server.artifacts_destination}"
+    )
+
+
+def maybe_start_server(args, target, project_dir: Path, out) -> LocalServer | None:
+    """The embedded default: start the light seed server when nothing listens at the target."""
+    if is_listening(target.host, target.port, timeout=1.0):
+        if args.start_server:
+            out.write(f"note: a server is already listening at {target.url}; testing it instead of starting one.\n")
+        return None
+    if target.host not in LOCAL_HOSTS:
+        raise CheckFailed(
+            f"--start-server needs a local address; {target.host} is not one.",
+            "use --tracking-uri http://127.0.0.1:PORT with --start-server, or start the server on that host.",
+        )
+    workdir = (args.server_dir or project_dir).resolve()
+    server = LocalServer(
+        workdir=workdir,
+        host=target.host,
+        port=target.port,
+        backend_store_uri=args.backend_store_uri,
+        log_path=workdir / "mlflow-server.log",
+    )
+    out.write(f"Nothing listens at {target.url}: starting `{browse_command(server)}` in {workdir} "
+              f"(log: {server.log_path}) ...\n")
+    out.flush()
+    try:
+        server.start()
+    except ServerStartError as exc:
+        raise CheckFailed(
+            f"The local mlflow server did not start: {exc}",
+            "read the server's log above; a bad --backend-store-uri or a busy port are the usual causes.",
+        ) from None
+    return server
+
+
+def run_checks(suite: Suite, args, out) -> int:
+    import importlib.metadata
+
+    import pytest
+
+    from mlflowcheck.plugin import SuitePlugin
+
+    suite.client_version = importlib.metadata.version("mlflow")
+    out.write(f"MLflow deployment check: {suite.options.tracking_uri} (client MLflow {suite.client_version})\n")
+    out.flush()
+    pytest_args = [
+        str(PACKAGE_DIR / "checks.py"),
+        "-c", str(PACKAGE_DIR / "suite.ini"),
+        "--rootdir", str(PACKAGE_DIR),
+        "-p", "no:cacheprovider",  # write nothing into the user's directory
+        "-p", "no:terminal",  # the plugin prints one line per check instead
+    ]  # fmt: skip
+    if args.select:
+        pytest_args += ["-k", args.select]
+    if args.junitxml:
+        pytest_args += ["--junitxml", args.junitxml]
+    plugin = SuitePlugin(suite, out)
+    status = pytest.main(pytest_args, plugins=[plugin])
+    code = suite.exit_code()
+    if status not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not suite.results:
+        out.write(f"error: the checks did not run (pytest exit status {int(status)}).\n"
+                  "Tip: run with --verbose; check the -k expression.\n")
+        code = EXIT_NO_RUN
+    summarize(suite, code, out)
+    if args.json:
+        write_json(suite, code, Path(args.json))
+    return code
+
+
+def summarize(suite: Suite, code: int, out) -> None:
+    c = suite.counts()
+    verdict = {0: "PASS", 1: "FAIL", 2: "ERROR (the suite could not run)"}[code]
+    out.write(f"Verdict: {verdict}: {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped "
+              f"in {time.time() - suite.started:.1f}s\n")
+    if suite.experiment_url:
+        out.write(f"Experiment: {suite.experiment_url}\n")
+    if suite.run_url:
+        out.write(f"Run:        {suite.run_url}\n")
+    out.flush()
+
+
+def write_json(suite: Suite, code: int, path: Path) -> None:
+    doc = {
+        "verdict": {0: "pass", 1: "fail", 2: "error"}[code],
+        "exit_code": code,
+        "tracking_uri": suite.target.url if suite.target else suite.options.tracking_uri,
+        "client_version": suite.client_version,
+        "server_version": suite.server_version,
+        "experiment_id": suite.experiment_id,
+        "experiment_name": suite.experiment_name,
+        "run_id": suite.run_id,
+        "experiment_url": suite.experiment_url,
+        "run_url": suite.run_url,
+        "duration": round(time.time() - suite.started, 3),
+        "checks": [
+            {"name": r.name, "status": r.status, "duration": round(r.duration, 4), "message": r.message}
+            for r in suite.results
+        ],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

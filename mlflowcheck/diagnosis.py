@@ -1,0 +1,303 @@
+"""Diagnosis: what is wrong with a deployment, in which layer, and what to do about it.
+
+The first checks of the suite walk down the layers a deployment has, in order (URI,
+network, is it MLflow, versions, access); the later checks (tracking store, artifact store,
+models) raise :class:`CheckFailed` through :func:`explain` when the server refuses them.
+Every message names the cause and ends with what to do ("Tip: ...").
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+
+DEFAULT_TRACKING_URI = "http://127.0.0.1:3111"
+SEED_SERVER_COMMAND = (
+    "mlflow server --host 127.0.0.1 --port 3111 --backend-store-uri sqlite:///my.db "
+    "--artifacts-destination ./mlartifacts"
+)
+#: The first contact has a short deadline and no retries: MLflow's own client retries a
+#: dead port for minutes before it gives up.
+CONNECT_TIMEOUT = 3.0
+READ_TIMEOUT = 10.0
+
+
+class CheckFailed(Exception):
+    """A check found the deployment broken.
+
+    ``fatal`` means the suite could not run at all (exit code 2): there is no MLflow server
+    to test at the target.
+    """
+
+    def __init__(self, message: str, tip: str | None = None, *, fatal: bool = False):
+        super().__init__(message)
+        self.message = message
+        self.tip = tip
+        self.fatal = fatal
+
+    def __str__(self) -> str:
+        return f"{self.message}\nTip: {self.tip}" if self.tip else self.message
+
+
+@dataclass(frozen=True)
+class Target:
+    """A parsed tracking server address."""
+
+    url: str  # scheme://host:port[/prefix], no trailing slash, no fragment
+    host: str
+    port: int
+    note: str = ""
+
+    def ui_link(self, fragment: str = "") -> str:
+        return f"{self.url}/#{fragment}" if fragment else f"{self.url}/"
+
+
+def parse_target(uri: str) -> Target:
+    """Layer 1, the URI itself: scheme, host, port, path."""
+    uri = (uri or "").strip()
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https"):
+        if parts.scheme in ("sqlite", "postgresql", "mysql", "file", "") or "+" in parts.scheme:
+            raise CheckFailed(
+                f"{uri!r} is not the address of a tracking server: this suite tests a running "
+                "`mlflow server` over HTTP.",
+                "pass the server's address, e.g. --tracking-uri http://127.0.0.1:3111; a "
+                "database or directory URI belongs to the server's --backend-store-uri.",
+                fatal=True,
+            )
+        raise CheckFailed(
+            f"The tracking URI {uri!r} has the scheme {parts.scheme!r}; an MLflow server is "
+            "reached over http or https.",
+            "use an address like http://127.0.0.1:3111.",
+            fatal=True,
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        raise CheckFailed(
+            f"The tracking URI {uri!r} has an invalid port.",
+            "use an address like http://127.0.0.1:3111 (a port is 1-65535).",
+            fatal=True,
+        ) from None
+    host = parts.hostname
+    if not host:
+        raise CheckFailed(
+            f"The tracking URI {uri!r} has no host.",
+            "use an address like http://127.0.0.1:3111.",
+            fatal=True,
+        )
+    if port is None:
+        port = 443 if parts.scheme == "https" else 80
+    path = parts.path.rstrip("/")
+    note = ""
+    if parts.fragment or parts.query:
+        # A UI address (http://host:port/#/experiments/1) pasted in: the server is its root.
+        note = f"UI address given; testing the server at {urlunsplit(parts._replace(path=path, query='', fragment=''))}"
+    if re.search(r"/(api|ajax-api)/\d", path) or path.endswith(("/health", "/version")):
+        raise CheckFailed(
+            f"The tracking URI {uri!r} points at an API path ({path}), not at the server's root.",
+            f"use {parts.scheme}://{parts.netloc} as the tracking URI.",
+            fatal=True,
+        )
+    url = urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+    return Target(url=url, host=host, port=port, note=note)
+
+
+def check_network(target: Target, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Layer 2: something accepts connections at host:port within a short deadline."""
+    try:
+        with socket.create_connection((target.host, target.port), timeout=timeout):
+            return
+    except socket.gaierror:
+        raise CheckFailed(
+            f"The host {target.host!r} of {target.url} cannot be resolved.",
+            "check the spelling of the tracking URI's host.",
+            fatal=True,
+        ) from None
+    except TimeoutError:
+        cause = f"no answer within {timeout:.0f}s (a firewall, or the wrong host?)"
+    except OSError as exc:
+        cause = exc.strerror or str(exc)
+    tip = (
+        f"start the seed's server in the project directory: `{SEED_SERVER_COMMAND}`, or run "
+        "this suite with --start-server to let it start one."
+        if target.url == DEFAULT_TRACKING_URI
+        else f"start the server (mlflow server --host {target.host} --port {target.port} ...), "
+        "check the address, or add --start-server to let this suite start one there."
+    )
+    raise CheckFailed(
+        f"Nothing is listening at {target.host}:{target.port} ({cause}).", tip, fatal=True
+    )
+
+
+def auth_from_env() -> dict:
+    """Credentials the MLflow client would use, as requests arguments (never printed)."""
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    password = os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    if user and password:
+        return {"auth": (user, password)}
+    if token:
+        return {"headers": {"Authorization": f"Bearer {token}"}}
+    return {}
+
+
+def http(method: str, url: str, **kwargs) -> requests.Response:
+    kwargs.setdefault("timeout", (CONNECT_TIMEOUT, READ_TIMEOUT))
+    for key, value in auth_from_env().items():
+        kwargs.setdefault(key, value)
+    return requests.request(method, url, allow_redirects=False, **kwargs)
+
+
+VERSION_RE = re.compile(r"^\d+\.\d+(\.\d+)?([.\w+-]*)$")
+
+
+def check_is_mlflow(target: Target) -> str:
+    """Layer 3: what answers is an MLflow server. Returns the server's version string.
+
+    ``/health`` answering 200 proves little (a login page or another web app answers 200 on
+    every path), so look at ``/version`` and at a real API call's JSON.
+    """
+    try:
+        resp = http("GET", f"{target.url}/version")
+    except requests.Timeout:
+        raise CheckFailed(
+            f"{target.url} accepted the connection but did not answer GET /version within "
+            f"{READ_TIMEOUT:.0f}s.",
+            "the server may be starting or overloaded; look at its log, then run again.",
+            fatal=True,
+        ) from None
+    except requests.RequestException as exc:
+        raise CheckFailed(
+            f"{target.url} accepted the connection but the HTTP request failed: {exc}.",
+            "is the scheme right (http vs https)? Check the tracking URI.",
+            fatal=True,
+        ) from None
+    if resp.status_code in (401, 403):
+        return ""  # protected: the access layer says what to do
+    text = resp.text.strip()
+    if resp.status_code != 200 or not VERSION_RE.match(text):
+        seen = describe_response(resp)
+        raise CheckFailed(
+            f"{target.url} is not an MLflow server: GET /version answered {seen}.",
+            "check the port: another service is listening there. Point --tracking-uri at "
+            "the MLflow server (the port given to `mlflow server --port`).",
+            fatal=True,
+        )
+    return text
+
+
+def check_api(target: Target) -> None:
+    """Layer 5, access: a real API call answers JSON with our credentials."""
+    url = f"{target.url}/api/2.0/mlflow/experiments/search"
+    resp = http("GET", url, params={"max_results": 1})
+    if resp.status_code == 401:
+        have = "the credentials in MLFLOW_TRACKING_USERNAME/PASSWORD were refused"
+        if not auth_from_env():
+            have = "no credentials were given"
+        raise CheckFailed(
+            f"The server requires authentication (HTTP 401) and {have}.",
+            "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) "
+            "to an account on this server, then run again.",
+        )
+    if resp.status_code == 403:
+        raise CheckFailed(
+            f"The server refused the request (HTTP 403): {server_message(resp)}",
+            "the account lacks permission, or the server's host protection rejects this "
+            "address: see `mlflow server --allowed-hosts`.",
+        )
+    if resp.status_code != 200 or "json" not in resp.headers.get("content-type", ""):
+        raise CheckFailed(
+            f"GET {url} answered {describe_response(resp)}, not the JSON an MLflow server "
+            "sends.",
+            "check that the tracking URI is the server's root and no proxy rewrites /api paths.",
+            fatal=resp.status_code == 404,
+        )
+
+
+def check_versions(client_version: str, server_version: str) -> str:
+    """Layer 4: client and server versions. Returns a note on minor skew."""
+    if not server_version:
+        return "server version not visible before authentication"
+    client = _major_minor(client_version)
+    server = _major_minor(server_version)
+    if server[0] != client[0]:
+        raise CheckFailed(
+            f"The server runs MLflow {server_version} and this client MLflow {client_version}: "
+            f"a {server[0]}.x server lacks APIs a {client[0]}.x client uses (logged models, "
+            "model artifacts).",
+            f"upgrade the server to MLflow {client[0]}.x (pip install -U 'mlflow=={client_version}' "
+            f"on the server host), or pin the client to mlflow=={server_version}.",
+        )
+    if server != client:
+        return f"minor skew: server {server_version}, client {client_version}"
+    return ""
+
+
+def _major_minor(version: str) -> tuple[int, int]:
+    nums = re.findall(r"\d+", version)
+    return (int(nums[0]), int(nums[1]) if len(nums) > 1 else 0)
+
+
+def describe_response(resp: requests.Response) -> str:
+    ctype = resp.headers.get("content-type", "no content type").split(";")[0]
+    server = resp.headers.get("server")
+    body = " ".join(resp.text.split())[:120]
+    bits = [f"HTTP {resp.status_code}", ctype]
+    if server:
+        bits.append(f"server header {server!r}")
+    return f"{', '.join(bits)}: {body!r}"
+
+
+def server_message(resp: requests.Response) -> str:
+    """The server's own error text: MLflow's JSON message, else a hint about an HTML page."""
+    try:
+        payload = resp.json()
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict) and payload.get("message"):
+        return str(payload["message"])
+    if "html" in resp.headers.get("content-type", ""):
+        return f"HTTP {resp.status_code} with an HTML error page (look in the server's log)"
+    return describe_response(resp)
+
+
+def explain(exc: BaseException) -> CheckFailed:
+    """Turn an exception from the MLflow client into a message with a cause and a tip."""
+    if isinstance(exc, CheckFailed):
+        return exc
+    from mlflow.exceptions import MlflowException, RestException
+
+    if isinstance(exc, RestException):
+        code = exc.error_code
+        tip = {
+            "PERMISSION_DENIED": "the account lacks permission for this; ask the server's admin.",
+            "UNAUTHENTICATED": "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD.",
+        }.get(code, "look in the server's log for the request that failed.")
+        return CheckFailed(f"The server refused the request ({code}): {exc.message}", tip)
+    if isinstance(exc, MlflowException):
+        text = exc.message
+        if "too many" in text and "error responses" in text:
+            return CheckFailed(
+                f"The server kept answering with errors: {first_line(text)}",
+                "the server failed internally; its log says why.",
+            )
+        return CheckFailed(first_line(text), "look in the server's log for the request that failed.")
+    if isinstance(exc, requests.Timeout):
+        return CheckFailed(f"The server did not answer in time: {exc}", "is it overloaded or hung? Look at its log.")
+    if isinstance(exc, requests.ConnectionError):
+        return CheckFailed(
+            f"The connection to the server failed: {first_line(str(exc))}",
+            "the server stopped answering during the run; check that it is still up.",
+        )
+    return CheckFailed(f"{type(exc).__name__}: {first_line(str(exc))}", "this is unexpected; run again with --verbose to see the traceback.")
+
+
+def first_line(text: str, limit: int = 400) -> str:
+    line = " ".join(str(text).strip().splitlines()[:3])
+    return line[:limit] + ("…" if len(line) > limit else "")

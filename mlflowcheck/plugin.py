@@ -1,0 +1,100 @@
+"""The pytest plugin that turns pytest into the suite's engine.
+
+pytest gives selection (-k), JUnit XML and exception capture; this plugin supplies the
+shared ``suite`` fixture, skips a check whose prerequisites did not pass, turns exceptions
+into messages with a cause and a tip (never a traceback), and prints one line per check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import TextIO
+
+import pytest
+
+from mlflowcheck.diagnosis import CheckFailed, explain
+from mlflowcheck.suite import CheckResult, Suite
+
+MARK = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}
+
+
+def check_name(item_or_report) -> str:
+    name = item_or_report.nodeid.rsplit("::", 1)[-1]
+    return name.removeprefix("check_")
+
+
+class SuitePlugin:
+    def __init__(self, suite: Suite, out: TextIO):
+        self.suite = suite
+        self.out = out
+
+    @pytest.fixture(scope="session", name="suite")
+    def suite_fixture(self) -> Suite:
+        return self.suite
+
+    def pytest_configure(self, config):
+        config.addinivalue_line("markers", "needs(*checks): checks that must pass before this one")
+
+    def pytest_runtest_setup(self, item):
+        marker = item.get_closest_marker("needs")
+        for dep in marker.args if marker else ():
+            status = self.suite.outcome(dep)
+            if status != "passed":
+                why = "was not selected" if status is None else ("failed" if status == "failed" else "was skipped")
+                pytest.skip(f"needs '{dep}', which {why}")
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        report = yield
+        if call.excinfo is not None and not call.excinfo.errisinstance(pytest.skip.Exception):
+            failure = explain(call.excinfo.value)
+            report.fatal = failure.fatal
+            text = str(failure)
+            if self.suite.options.verbose:
+                text += "\n" + str(report.longrepr)
+            report.longrepr = text
+        return report
+
+    def pytest_runtest_logreport(self, report):
+        if report.when == "call" or report.outcome != "passed":
+            if report.when == "teardown" and report.outcome == "passed":
+                return
+            self.record(report)
+
+    def record(self, report) -> None:
+        name = check_name(report)
+        if report.skipped:
+            message = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+            message = message.removeprefix("Skipped: ")
+        elif report.failed:
+            message = str(report.longrepr)
+        else:
+            message = self.suite.notes.get(name, "")
+        result = CheckResult(name, report.outcome, report.duration, message, getattr(report, "fatal", False))
+        self.suite.results.append(result)
+        self.print_result(result)
+
+    def print_result(self, r: CheckResult) -> None:
+        first, *rest = (r.message or "").splitlines() or [""]
+        duration = f"{r.duration:5.2f}s" if r.status != "skipped" else "      "
+        self.out.write(f"  {MARK[r.status]}  {r.name:<13}{duration}  {first}".rstrip() + "\n")
+        for line in rest:
+            self.out.write(f"{'':24}{line}\n")
+        self.out.flush()
+
+    def pytest_collectreport(self, report):
+        if report.failed:  # a broken checks module: say so instead of running nothing
+            self.out.write(f"The suite's checks could not be loaded:\n{report.longrepr}\n")
+
+    def pytest_sessionfinish(self, session):
+        # A run left RUNNING by a failed check is marked FAILED, so the UI tells the truth.
+        with contextlib.suppress(Exception):
+            import mlflow
+
+            if mlflow.active_run() is not None:
+                mlflow.end_run(status="FAILED")
+
+
+def elapsed(suite: Suite) -> float:
+    return time.time() - suite.started

@@ -1,0 +1,104 @@
+"""The state one suite run shares between its checks: options, target, what was logged."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlflowcheck.diagnosis import Target
+
+
+@dataclass
+class Options:
+    tracking_uri: str
+    model_format: str | None = None  # None: MLflow's default (skops on 3.17)
+    registered_model: str = "mlflow-local-test-model"
+    alias: str = "latest-check"
+    verbose: bool = False
+    server_log: Path | None = None  # the log of a server this suite started, for messages
+
+
+@dataclass
+class CheckResult:
+    name: str
+    status: str  # "passed" | "failed" | "skipped"
+    duration: float
+    message: str = ""
+    fatal: bool = False
+
+
+@dataclass
+class Suite:
+    options: Options
+    target: Target | None = None
+    client_version: str = ""
+    server_version: str = ""
+    client: Any = None  # mlflow.MlflowClient, made once the server is known to be MLflow
+    experiment_id: str | None = None
+    experiment_name: str | None = None
+    run_id: str | None = None
+    artifact_uri: str | None = None
+    data: Any = None  # the seed's DataFrame
+    model: Any = None  # the trained LogisticRegression
+    model_info: Any = None
+    model_file: str = ""
+    model_version: Any = None
+    results: list[CheckResult] = field(default_factory=list)
+    notes: dict[str, str] = field(default_factory=dict)
+    started: float = field(default_factory=time.time)
+    tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mlflowcheck-")))
+
+    def note(self, check: str, text: str) -> None:
+        """A line shown beside a check's verdict (what it saw, a warning)."""
+        if text:
+            self.notes[check] = text
+
+    def outcome(self, name: str) -> str | None:
+        for result in self.results:
+            if result.name == name:
+                return result.status
+        return None
+
+    @property
+    def experiment_url(self) -> str | None:
+        if self.target is None or self.experiment_id is None:
+            return None
+        return self.target.ui_link(f"/experiments/{self.experiment_id}")
+
+    @property
+    def run_url(self) -> str | None:
+        if self.experiment_url is None or self.run_id is None:
+            return None
+        return f"{self.experiment_url}/runs/{self.run_id}"
+
+    def counts(self) -> dict[str, int]:
+        counts = {"passed": 0, "failed": 0, "skipped": 0}
+        for result in self.results:
+            counts[result.status] += 1
+        return counts
+
+    def exit_code(self) -> int:
+        """0 every check passed; 1 a check failed; 2 the suite could not run."""
+        if any(r.fatal for r in self.results):
+            return 2
+        if any(r.status == "failed" for r in self.results):
+            return 1
+        return 0
+
+    def connect(self) -> None:
+        """Make the MLflow client, now that the target is known to be an MLflow server."""
+        import os
+
+        import mlflow
+
+        # The first contact (diagnosis) already proved the server answers; from here a
+        # failing request gets two quick retries, not MLflow's default of minutes.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+        mlflow.set_tracking_uri(self.target.url)
+        mlflow.set_registry_uri(self.target.url)
+        self.client = mlflow.MlflowClient(tracking_uri=self.target.url, registry_uri=self.target.url)

@@ -1,0 +1,14 @@
+#!/usr/bin/env python
+"""Test an MLflow tracking deployment end to end: log the seed's run, read every item back.
+
+    python test_mlflow_local.py                  # the server at http://127.0.0.1:3111
+    python test_mlflow_local.py --help           # options and exit codes
+"""
+
+import sys
+from pathlib import Path
+
+from mlflowcheck.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:], project_dir=Path(__file__).resolve().parent))
