@@ -163,6 +163,7 @@ def run_checks(suite: Suite, args, out) -> int:
         "-c", str(PACKAGE_DIR / "suite.ini"),
         "--rootdir", str(PACKAGE_DIR),
         "-p", "no:cacheprovider",  # write nothing into the user's directory
+        "--disable-plugin-autoload",  # third-party pytest plugins have no say in the suite
         "-p", "no:terminal",  # the plugin prints one line per check instead
     ]  # fmt: skip
     if args.select:

@@ -273,19 +273,26 @@ def explain(exc: BaseException) -> CheckFailed:
         return exc
     from mlflow.exceptions import MlflowException, RestException
 
-    if isinstance(exc, RestException):
-        code = exc.error_code
-        tip = {
-            "PERMISSION_DENIED": "the account lacks permission for this; ask the server's admin.",
-            "UNAUTHENTICATED": "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD.",
-        }.get(code, "look in the server's log for the request that failed.")
-        return CheckFailed(f"The server refused the request ({code}): {exc.message}", tip)
     if isinstance(exc, MlflowException):
         text = exc.message
+        known = known_server_error(text)
+        if known is not None:
+            return known
+        if isinstance(exc, RestException):
+            tip = {
+                "PERMISSION_DENIED": "the account lacks permission for this; ask the server's admin.",
+                "UNAUTHENTICATED": "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD.",
+            }.get(exc.error_code, "look in the server's log for the request that failed.")
+            return CheckFailed(f"The server refused the request ({exc.error_code}): {first_line(text)}", tip)
         if "too many" in text and "error responses" in text:
             return CheckFailed(
                 f"The server kept answering with errors: {first_line(text)}",
                 "the server failed internally; its log says why.",
+            )
+        if "<html" in text.lower() or "<!doctype" in text.lower():
+            return CheckFailed(
+                f"The server answered with an HTML error page: {first_line(re.sub(r'<[^>]+>', ' ', text))}",
+                "the server (or a proxy in front of it) failed; look in the server's log.",
             )
         return CheckFailed(first_line(text), "look in the server's log for the request that failed.")
     if isinstance(exc, requests.Timeout):
@@ -301,3 +308,76 @@ def explain(exc: BaseException) -> CheckFailed:
 def first_line(text: str, limit: int = 400) -> str:
     line = " ".join(str(text).strip().splitlines()[:3])
     return line[:limit] + ("…" if len(line) > limit else "")
+
+
+#: Server-side failures recognised in the server's own error message: (pattern, cause, tip).
+KNOWN_SERVER_ERRORS = [
+    (
+        r"readonly database|read-only transaction|read.only|--read-only option",
+        "The tracking store's database is read-only: the server cannot write",
+        "make the backend store writable by the server process (SQLite: the file and its "
+        "directory; PostgreSQL/MySQL: the user's write privileges, the server not in read-only "
+        "mode), then restart `mlflow server`.",
+    ),
+    (
+        r"Permission denied|Errno 13|Read-only file system|Errno 30|Not a directory|Errno 20",
+        "The server cannot write to its artifact store",
+        "make the server's --artifacts-destination a directory the server process can write, "
+        "then restart `mlflow server`.",
+    ),
+    (
+        r"No space left on device|Errno 28",
+        "The server's disk is full",
+        "free space where the server keeps its artifacts and database.",
+    ),
+    (
+        r"Detected out-of-date database schema|alembic|Can't locate revision|no such table",
+        "The tracking store's database schema does not match this MLflow server",
+        "run `mlflow db upgrade <backend-store-uri>` with the server's MLflow version (back up the "
+        "database first), then restart the server.",
+    ),
+]
+
+
+def known_server_error(text: str) -> CheckFailed | None:
+    for pattern, cause, tip in KNOWN_SERVER_ERRORS:
+        if re.search(pattern, text, re.IGNORECASE):
+            return CheckFailed(f"{cause}. The server said: {first_line(server_text(text))}", tip)
+    return None
+
+
+def server_text(text: str) -> str:
+    """The server's message inside an MLflow client error, without the client's wrapping."""
+    match = re.search(r"Response body: '(.*)'", text, re.DOTALL)
+    body = match.group(1) if match else text
+    try:
+        import json
+
+        payload = json.loads(body)
+        if isinstance(payload, dict) and payload.get("message"):
+            return str(payload["message"])
+    except ValueError:
+        pass
+    return body
+
+
+def keep_server_error_bodies() -> None:
+    """Make MLflow's client return 5xx answers after its retries, so we can show their body.
+
+    By default the client raises "too many 500 error responses" and drops what the server
+    said (e.g. https://github.com/mlflow/mlflow/issues/15455); with raise_on_status off, the client's
+    own response check raises an error that carries the server's message.
+    """
+    from mlflow.utils import rest_utils
+
+    original = getattr(rest_utils, "_get_http_response_with_retries", None)
+    if original is None or getattr(original, "keeps_error_bodies", False):
+        return
+
+    def get_with_retries(method, url, max_retries, backoff_factor, backoff_jitter, retry_codes,
+                         raise_on_status=True, *args, **kwargs):
+        return original(method, url, max_retries, backoff_factor, backoff_jitter, retry_codes,
+                        False, *args, **kwargs)
+
+    get_with_retries.keeps_error_bodies = True
+    rest_utils._get_http_response_with_retries = get_with_retries

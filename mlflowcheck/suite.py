@@ -99,6 +99,9 @@ class Suite:
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+        from mlflowcheck.diagnosis import keep_server_error_bodies
+
+        keep_server_error_bodies()
         mlflow.set_tracking_uri(self.target.url)
         mlflow.set_registry_uri(self.target.url)
         self.client = mlflow.MlflowClient(tracking_uri=self.target.url, registry_uri=self.target.url)

@@ -1,0 +1,104 @@
+"""The suite against a healthy server: every check passes and the data really is there."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from mlflowcheck import seed
+from tests.conftest import ALL_CHECKS, run_suite
+
+
+@pytest.fixture(scope="module")
+def passing(server, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("passing")
+    junit = tmp / "junit.xml"
+    result = run_suite(tmp, "--tracking-uri", server.url, "--junitxml", str(junit))
+    return result, junit, server
+
+
+def db_rows(server, sql: str, *params):
+    with sqlite3.connect(server.workdir / "my.db") as con:
+        return con.execute(sql, params).fetchall()
+
+
+def test_suite_exits_zero_with_every_check_passed(passing):
+    result, _, _ = passing
+    assert result.code == 0, result.output
+    assert result.statuses() == dict.fromkeys(ALL_CHECKS, "passed")
+    assert result.report["verdict"] == "pass"
+
+
+def test_output_has_one_line_per_check_a_verdict_and_ui_addresses(passing):
+    result, _, server = passing
+    lines = result.output.splitlines()
+    for name in ALL_CHECKS:
+        assert any(line.split()[:2] == ["PASS", name] for line in lines), name
+    assert "Verdict: PASS: 16 passed, 0 failed, 0 skipped" in result.output
+    exp, run = result.report["experiment_id"], result.report["run_id"]
+    assert f"Experiment: {server.url}/#/experiments/{exp}" in result.output
+    assert f"Run:        {server.url}/#/experiments/{exp}/runs/{run}" in result.output
+
+
+def test_junit_xml_lists_every_check_as_a_passed_testcase(passing):
+    _, junit, _ = passing
+    cases = ET.parse(junit).getroot().iter("testcase")
+    names = {c.get("name").removeprefix("check_"): c for c in cases}
+    assert sorted(names) == sorted(ALL_CHECKS)
+    assert not any(list(c) for c in names.values())  # no failure/skipped/error children
+
+
+def test_experiment_run_params_and_metrics_are_in_the_servers_database(passing):
+    result, _, server = passing
+    run_id = result.report["run_id"]
+    [(exp_name, stage, location)] = db_rows(
+        server, "select name, lifecycle_stage, artifact_location from experiments where experiment_id = ?",
+        result.report["experiment_id"],
+    )
+    assert exp_name == result.report["experiment_name"]
+    assert exp_name.startswith("本地测试实验_")
+    assert (stage, location.split(":")[0]) == ("active", "mlflow-artifacts")
+    assert db_rows(server, "select name, status from runs where run_uuid = ?", run_id) == [("本地测试运行", "FINISHED")]
+    params = dict(db_rows(server, "select key, value from params where run_uuid = ?", run_id))
+    assert params == {"learning_rate": "0.01", "batch_size": "32", "epochs": "10", "model_type": "local_test"}
+    steps = db_rows(server, "select key, step from metrics where run_uuid = ? order by key, step", run_id)
+    assert steps == [(k, s) for k in ("accuracy", "loss") for s in range(5)]
+
+
+def test_dataset_with_its_context_is_in_the_servers_database(passing):
+    result, _, server = passing
+    rows = db_rows(
+        server,
+        "select d.name, d.dataset_source_type, t.value from inputs i join datasets d on d.dataset_uuid = i.source_id "
+        "join input_tags t on t.input_uuid = i.input_uuid where i.destination_id = ? and t.name = 'mlflow.data.context'",
+        result.report["run_id"],
+    )
+    assert rows == [(seed.DATASET_NAME, "code", "训练数据")]
+
+
+def test_report_and_model_files_are_in_the_servers_artifact_directory(passing):
+    result, _, server = passing
+    exp, run = result.report["experiment_id"], result.report["run_id"]
+    report = server.workdir / "mlartifacts" / exp / run / "artifacts" / "reports" / "test_report.txt"
+    text = report.read_text(encoding="utf-8")
+    assert run in text and result.report["experiment_name"] in text
+    assert "PASS" in text and "final_report" not in text.split("results of the checks")[0]
+    digest = hashlib.sha256(report.read_bytes()).hexdigest()
+    assert digest[:12] in result.check("final_report")["message"]
+    [model_dir] = (server.workdir / "mlartifacts" / exp / "models").glob("m-*/artifacts")
+    names = {p.name for p in model_dir.iterdir()}
+    assert {"MLmodel", "conda.yaml", "python_env.yaml", "requirements.txt", "model.skops"} <= names
+
+
+def test_each_run_adds_a_version_to_the_registered_model(passing, tmp_path):
+    _, _, server = passing
+    versions_before = db_rows(server, "select max(version) from model_versions where name = ?", "mlflow-local-test-model")
+    again = run_suite(tmp_path, "--tracking-uri", server.url, "-k", "not ui", "--model-format", "pickle")
+    assert again.code == 0, again.output
+    [(latest,)] = db_rows(server, "select max(version) from model_versions where name = ?", "mlflow-local-test-model")
+    assert latest == versions_before[0][0] + 1
+    assert db_rows(server, "select version from registered_model_aliases where name = ?", "mlflow-local-test-model") == [(latest,)]
+    assert "model.pkl (pickle)" in again.check("model")["message"]
