@@ -295,6 +295,8 @@ def explain(exc: BaseException) -> CheckFailed:
                 "the server (or a proxy in front of it) failed; look in the server's log.",
             )
         return CheckFailed(first_line(text), "look in the server's log for the request that failed.")
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        return explain_http_error(exc.response)
     if isinstance(exc, requests.Timeout):
         return CheckFailed(f"The server did not answer in time: {exc}", "is it overloaded or hung? Look at its log.")
     if isinstance(exc, requests.ConnectionError):
@@ -303,6 +305,22 @@ def explain(exc: BaseException) -> CheckFailed:
             "the server stopped answering during the run; check that it is still up.",
         )
     return CheckFailed(f"{type(exc).__name__}: {first_line(str(exc))}", "this is unexpected; run again with --verbose to see the traceback.")
+
+
+def explain_http_error(resp: requests.Response) -> CheckFailed:
+    """A failed request the client made directly (artifact uploads and downloads)."""
+    said = server_message(resp)
+    known = known_server_error(said)
+    if known is not None:
+        return known
+    request = f"{resp.request.method} {urlsplit(resp.url).path}" if resp.request is not None else resp.url
+    if "/mlflow-artifacts/" in resp.url and resp.status_code >= 500:
+        return CheckFailed(
+            f"The server failed to handle an artifact ({request} answered {said}).",
+            "the server's artifact store is failing: check that its --artifacts-destination exists, "
+            "is writable by the server process and has free space; the server's log names the error.",
+        )
+    return CheckFailed(f"{request} answered {said}.", "look in the server's log for this request.")
 
 
 def first_line(text: str, limit: int = 400) -> str:
