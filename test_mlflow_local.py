@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Test an MLflow tracking deployment end to end: log the seed's run, read every item back.
 
-    python test_mlflow_local.py                  # the server at http://127.0.0.1:3111
-    python test_mlflow_local.py --help           # options and exit codes
+python test_mlflow_local.py                  # the server at http://127.0.0.1:3111
+python test_mlflow_local.py --help           # options and exit codes
 """
 
 import sys

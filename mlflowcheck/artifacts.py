@@ -32,7 +32,8 @@ def render_report(suite: Suite, final: bool = False) -> str:
         "results of the checks" + ("" if final else " so far (the final report replaces this file)") + ":",
     ]
     for r in suite.results:
-        lines.append(f"  {r.status.upper():7} {r.name:12} {r.duration:6.2f}s {r.message.splitlines()[0] if r.message else ''}".rstrip())
+        first = r.message.splitlines()[0] if r.message else ""
+        lines.append(f"  {r.status.upper():7} {r.name:12} {r.duration:6.2f}s {first}".rstrip())
     return "\n".join(lines) + "\n"
 
 

@@ -40,8 +40,11 @@ def check_access(suite):
 
 @needs("access")
 def check_versions(suite):
-    suite.note("versions", diagnosis.check_versions(suite.client_version, suite.server_version)
-               or f"client and server both MLflow {suite.client_version}")
+    suite.note(
+        "versions",
+        diagnosis.check_versions(suite.client_version, suite.server_version)
+        or f"client and server both MLflow {suite.client_version}",
+    )
     suite.connect()
 
 

@@ -7,6 +7,7 @@ not an MLflow server, bad option).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from mlflowcheck import diagnosis
 from mlflowcheck.diagnosis import DEFAULT_TRACKING_URI, CheckFailed
-from mlflowcheck.server import LOCAL_HOSTS, LocalServer, ServerStartError, is_listening
+from mlflowcheck.server import LOCAL_HOSTS, LocalServer, ServerStartError, is_listening, missing_driver, redact
 from mlflowcheck.suite import Options, Suite
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -35,25 +36,47 @@ def build_parser() -> argparse.ArgumentParser:
         "through the server and read every item back.",
         epilog="Exit codes: 0 every check passed, 1 a check failed, 2 the suite could not run.",
     )
-    p.add_argument("--tracking-uri", metavar="URI",
-                   help=f"the server to test (default: $MLFLOW_TRACKING_URI, else {DEFAULT_TRACKING_URI})")
-    p.add_argument("--start-server", action="store_true",
-                   help="start a light local mlflow server at the target address (a local address) "
-                   "even when it is not the default")
-    p.add_argument("--server-dir", metavar="DIR", type=Path,
-                   help="where a server this suite starts keeps my.db and mlartifacts/ "
-                   "(default: the project directory)")
-    p.add_argument("--backend-store-uri", metavar="URI", default="sqlite:///my.db",
-                   help="the tracking store of a server this suite starts (default: sqlite:///my.db)")
-    p.add_argument("--keep-serving", action="store_true",
-                   help="after the checks, keep a server this suite started running in the "
-                   "foreground until Ctrl+C, to browse the results")
-    p.add_argument("--model-format", choices=["skops", "pickle", "cloudpickle"],
-                   help="how the sklearn model is serialized (default: MLflow's default, skops)")
-    p.add_argument("--registered-model", metavar="NAME", default=Options.registered_model,
-                   help="the registered model that each run adds a version to (default: %(default)s)")
-    p.add_argument("-k", metavar="EXPR", dest="select",
-                   help="run only the checks matching this pytest -k expression")
+    p.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help=f"the server to test (default: $MLFLOW_TRACKING_URI, else {DEFAULT_TRACKING_URI})",
+    )
+    p.add_argument(
+        "--start-server",
+        action="store_true",
+        help="start a light local mlflow server at the target address (a local address) "
+        "even when it is not the default",
+    )
+    p.add_argument(
+        "--server-dir",
+        metavar="DIR",
+        type=Path,
+        help="where a server this suite starts keeps my.db and mlartifacts/ (default: the project directory)",
+    )
+    p.add_argument(
+        "--backend-store-uri",
+        metavar="URI",
+        default="sqlite:///my.db",
+        help="the tracking store of a server this suite starts (default: sqlite:///my.db)",
+    )
+    p.add_argument(
+        "--keep-serving",
+        action="store_true",
+        help="after the checks, keep a server this suite started running in the "
+        "foreground until Ctrl+C, to browse the results",
+    )
+    p.add_argument(
+        "--model-format",
+        choices=["skops", "pickle", "cloudpickle"],
+        help="how the sklearn model is serialized (default: MLflow's default, skops)",
+    )
+    p.add_argument(
+        "--registered-model",
+        metavar="NAME",
+        default=Options.registered_model,
+        help="the registered model that each run adds a version to (default: %(default)s)",
+    )
+    p.add_argument("-k", metavar="EXPR", dest="select", help="run only the checks matching this pytest -k expression")
     p.add_argument("--junitxml", metavar="PATH", help="write JUnit XML results to PATH")
     p.add_argument("--json", metavar="PATH", help="write JSON results to PATH")
     p.add_argument("-v", "--verbose", action="store_true", help="add tracebacks to failures")
@@ -81,21 +104,21 @@ def main(argv: list[str] | None = None, project_dir: Path | None = None) -> int:
             out.write(f"error: {exc}\n")
             return EXIT_NO_RUN
     try:
-        suite = Suite(Options(
-            tracking_uri=uri,
-            model_format=args.model_format,
-            registered_model=args.registered_model,
-            verbose=args.verbose,
-            server_log=server.log_path if server else None,
-        ))
+        suite = Suite(
+            Options(
+                tracking_uri=uri,
+                model_format=args.model_format,
+                registered_model=args.registered_model,
+                verbose=args.verbose,
+                server_log=server.log_path if server else None,
+            )
+        )
         code = run_checks(suite, args, out)
         if server is not None and args.keep_serving:
             out.write(f"Serving the results at {target.ui_link()} until Ctrl+C ...\n")
             out.flush()
-            try:
+            with contextlib.suppress(KeyboardInterrupt):
                 server.process.wait()
-            except KeyboardInterrupt:
-                pass
         return code
     finally:
         if server is not None:
@@ -111,22 +134,26 @@ def main(argv: list[str] | None = None, project_dir: Path | None = None) -> int:
 def browse_command(server: LocalServer) -> str:
     return (
         f"mlflow server --host {server.host} --port {server.port} "
-        f"--backend-store-uri {server.backend_store_uri} "
+        f"--backend-store-uri {redact(server.backend_store_uri)} "
         f"--artifacts-destination {server.artifacts_destination}"
     )
 
 
 def maybe_start_server(args, target, project_dir: Path, out) -> LocalServer | None:
     """The embedded default: start the light seed server when nothing listens at the target."""
-    if is_listening(target.host, target.port, timeout=1.0):
-        if args.start_server:
-            out.write(f"note: a server is already listening at {target.url}; testing it instead of starting one.\n")
-        return None
-    if target.host not in LOCAL_HOSTS:
+    if target.host not in LOCAL_HOSTS:  # checked first: no traffic to a host we may not start on
         raise CheckFailed(
             f"--start-server needs a local address; {target.host} is not one.",
             "use --tracking-uri http://127.0.0.1:PORT with --start-server, or start the server on that host.",
         )
+    if is_listening(target.host, target.port, timeout=1.0):
+        if args.start_server:
+            out.write(f"note: a server is already listening at {target.url}; testing it instead of starting one.\n")
+        return None
+    driver_problem = missing_driver(args.backend_store_uri)
+    if driver_problem:
+        message, tip = driver_problem.split("\nTip: ", 1)
+        raise CheckFailed(message, tip)
     workdir = (args.server_dir or project_dir).resolve()
     server = LocalServer(
         workdir=workdir,
@@ -135,15 +162,18 @@ def maybe_start_server(args, target, project_dir: Path, out) -> LocalServer | No
         backend_store_uri=args.backend_store_uri,
         log_path=workdir / "mlflow-server.log",
     )
-    out.write(f"Nothing listens at {target.url}: starting `{browse_command(server)}` in {workdir} "
-              f"(log: {server.log_path}) ...\n")
+    out.write(
+        f"Nothing listens at {target.url}: starting `{browse_command(server)}` in {workdir} "
+        f"(log: {server.log_path}) ...\n"
+    )
     out.flush()
     try:
         server.start()
     except ServerStartError as exc:
         raise CheckFailed(
             f"The local mlflow server did not start: {exc}",
-            "read the server's log above; a bad --backend-store-uri or a busy port are the usual causes.",
+            "fix what the server said above; a wrong --backend-store-uri, a database that is down "
+            "or a port in use are the usual causes.",
         ) from None
     return server
 
@@ -174,8 +204,10 @@ def run_checks(suite: Suite, args, out) -> int:
     status = pytest.main(pytest_args, plugins=[plugin])
     code = suite.exit_code()
     if status not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not suite.results:
-        out.write(f"error: the checks did not run (pytest exit status {int(status)}).\n"
-                  "Tip: run with --verbose; check the -k expression.\n")
+        out.write(
+            f"error: the checks did not run (pytest exit status {int(status)}).\n"
+            "Tip: run with --verbose; check the -k expression.\n"
+        )
         code = EXIT_NO_RUN
     summarize(suite, code, out)
     if args.json:
@@ -186,8 +218,10 @@ def run_checks(suite: Suite, args, out) -> int:
 def summarize(suite: Suite, code: int, out) -> None:
     c = suite.counts()
     verdict = {0: "PASS", 1: "FAIL", 2: "ERROR (the suite could not run)"}[code]
-    out.write(f"Verdict: {verdict}: {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped "
-              f"in {time.time() - suite.started:.1f}s\n")
+    out.write(
+        f"Verdict: {verdict}: {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped "
+        f"in {time.time() - suite.started:.1f}s\n"
+    )
     if suite.experiment_url:
         out.write(f"Experiment: {suite.experiment_url}\n")
     if suite.run_url:

@@ -130,9 +130,7 @@ def check_network(target: Target, timeout: float = CONNECT_TIMEOUT) -> None:
         else f"start the server (mlflow server --host {target.host} --port {target.port} ...), "
         "check the address, or add --start-server to let this suite start one there."
     )
-    raise CheckFailed(
-        f"Nothing is listening at {target.host}:{target.port} ({cause}).", tip, fatal=True
-    )
+    raise CheckFailed(f"Nothing is listening at {target.host}:{target.port} ({cause}).", tip, fatal=True)
 
 
 def auth_from_env() -> dict:
@@ -167,8 +165,7 @@ def check_is_mlflow(target: Target) -> str:
         resp = http("GET", f"{target.url}/version")
     except requests.Timeout:
         raise CheckFailed(
-            f"{target.url} accepted the connection but did not answer GET /version within "
-            f"{READ_TIMEOUT:.0f}s.",
+            f"{target.url} accepted the connection but did not answer GET /version within {READ_TIMEOUT:.0f}s.",
             "the server may be starting or overloaded; look at its log, then run again.",
             fatal=True,
         ) from None
@@ -213,8 +210,7 @@ def check_api(target: Target) -> None:
         )
     if resp.status_code != 200 or "json" not in resp.headers.get("content-type", ""):
         raise CheckFailed(
-            f"GET {url} answered {describe_response(resp)}, not the JSON an MLflow server "
-            "sends.",
+            f"GET {url} answered {describe_response(resp)}, not the JSON an MLflow server sends.",
             "check that the tracking URI is the server's root and no proxy rewrites /api paths.",
             fatal=resp.status_code == 404,
         )
@@ -304,7 +300,10 @@ def explain(exc: BaseException) -> CheckFailed:
             f"The connection to the server failed: {first_line(str(exc))}",
             "the server stopped answering during the run; check that it is still up.",
         )
-    return CheckFailed(f"{type(exc).__name__}: {first_line(str(exc))}", "this is unexpected; run again with --verbose to see the traceback.")
+    return CheckFailed(
+        f"{type(exc).__name__}: {first_line(str(exc))}",
+        "this is unexpected; run again with --verbose to see the traceback.",
+    )
 
 
 def explain_http_error(resp: requests.Response) -> CheckFailed:
@@ -392,10 +391,10 @@ def keep_server_error_bodies() -> None:
     if original is None or getattr(original, "keeps_error_bodies", False):
         return
 
-    def get_with_retries(method, url, max_retries, backoff_factor, backoff_jitter, retry_codes,
-                         raise_on_status=True, *args, **kwargs):
-        return original(method, url, max_retries, backoff_factor, backoff_jitter, retry_codes,
-                        False, *args, **kwargs)
+    def get_with_retries(
+        method, url, max_retries, backoff_factor, backoff_jitter, retry_codes, raise_on_status=True, *args, **kwargs
+    ):
+        return original(method, url, max_retries, backoff_factor, backoff_jitter, retry_codes, False, *args, **kwargs)
 
     get_with_retries.keeps_error_bodies = True
     rest_utils._get_http_response_with_retries = get_with_retries

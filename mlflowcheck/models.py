@@ -94,11 +94,15 @@ def registry(suite: Suite) -> None:
     if got.status != "READY":
         raise CheckFailed(f"Model version {name}/{version} has status {got.status}, not READY.", REGISTRY_TIP)
     if got.run_id != suite.run_id:
-        raise CheckFailed(f"Model version {name}/{version} points at run {got.run_id}, not {suite.run_id}.", REGISTRY_TIP)
+        raise CheckFailed(
+            f"Model version {name}/{version} points at run {got.run_id}, not {suite.run_id}.", REGISTRY_TIP
+        )
     client.set_registered_model_alias(name, alias, str(version))
     by_alias = client.get_model_version_by_alias(name, alias)
     if int(by_alias.version) != version:
-        raise CheckFailed(f"Alias {alias!r} of {name!r} resolves to version {by_alias.version}, not {version}.", REGISTRY_TIP)
+        raise CheckFailed(
+            f"Alias {alias!r} of {name!r} resolves to version {by_alias.version}, not {version}.", REGISTRY_TIP
+        )
     predictions_match(suite, f"models:/{name}@{alias}", suite.model.predict(suite.data[seed.FEATURES]))
     suite.model_version = got
     suite.note("registry", f"{name} version {version}, alias @{alias}, predictions equal")

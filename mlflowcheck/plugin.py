@@ -13,7 +13,7 @@ from typing import TextIO
 
 import pytest
 
-from mlflowcheck.diagnosis import CheckFailed, explain
+from mlflowcheck.diagnosis import explain
 from mlflowcheck.suite import CheckResult, Suite
 
 MARK = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}

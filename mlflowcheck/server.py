@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -25,6 +26,11 @@ LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 class ServerStartError(RuntimeError):
     """The server process died or did not answer before its deadline."""
+
+
+def redact(uri: str) -> str:
+    """The URI with any password replaced, for printing: credentials are never shown."""
+    return re.sub(r"(//[^:/@]+):[^@/]*@", r"\1:***@", uri)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -97,7 +103,7 @@ class LocalServer:
     def start(self, deadline: float = 90.0) -> LocalServer:
         """Start the server and wait until it answers ``/health``, or raise ServerStartError."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps writing to it
+        log = open(self.log_path, "wb")  # noqa: SIM115 - the child keeps writing to it
         try:
             self.process = subprocess.Popen(
                 self.command(),
@@ -126,10 +132,8 @@ class LocalServer:
         pgid = proc.pid  # start_new_session=True makes the child its own group leader
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=deadline)
-        except subprocess.TimeoutExpired:
-            pass
         # Workers may still be alive after the parent exits; make sure the group is gone.
         end = time.monotonic() + deadline
         while _group_alive(pgid) and time.monotonic() < end:
@@ -160,6 +164,57 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+ERROR_LINE = re.compile(r"\bERROR\b|^\s*[\w.]*(Error|Exception)\b|^\S+: .*(error|denied|refused)", re.IGNORECASE)
+
+
+def log_errors(path: Path | None, limit: int = 6) -> str:
+    """The error lines of a server log (not its tracebacks): what the server itself said."""
+    if path is None or not Path(path).exists():
+        return ""
+    lines = Path(path).read_text(errors="replace").splitlines()
+    picked: list[str] = []
+    for line in lines:
+        if ERROR_LINE.search(line) and not line.startswith((" ", "Traceback")) and line not in picked:
+            picked.append(line.strip())
+    return "\n".join(picked[-limit:]) if picked else "\n".join(lines[-limit:])
+
+
+#: The Python module a SQLAlchemy backend URI loads, and the pip package that provides it.
+#: With SQLAlchemy 2.1 a bare postgresql:// means psycopg (3), and mysql:// means MySQLdb.
+DRIVERS = {
+    "postgresql": ("psycopg", "psycopg[binary]"),
+    "postgresql+psycopg": ("psycopg", "psycopg[binary]"),
+    "postgresql+psycopg2": ("psycopg2", "psycopg2-binary"),
+    "mysql": ("MySQLdb", "mysqlclient"),
+    "mysql+mysqldb": ("MySQLdb", "mysqlclient"),
+    "mysql+pymysql": ("pymysql", "PyMySQL"),
+    "mariadb+pymysql": ("pymysql", "PyMySQL"),
+    "mssql+pyodbc": ("pyodbc", "pyodbc"),
+}
+INSTALLED_ALTERNATIVE = {"postgresql": "postgresql+psycopg2", "mysql": "mysql+pymysql"}
+
+
+def missing_driver(backend_store_uri: str) -> str | None:
+    """A message naming the driver a backend URI needs, if it cannot be imported here."""
+    import importlib.util
+
+    scheme = backend_store_uri.split(":", 1)[0].lower()
+    if scheme not in DRIVERS:
+        return None
+    module, package = DRIVERS[scheme]
+    if importlib.util.find_spec(module) is not None:
+        return None
+    message = (
+        f"The backend store URI scheme {scheme}:// needs the Python driver {module!r}, which is not "
+        f"installed.\nTip: pip install {package}"
+    )
+    family = scheme.split("+")[0]
+    alternative = INSTALLED_ALTERNATIVE.get(family)
+    if alternative and alternative != scheme and importlib.util.find_spec(DRIVERS[alternative][0]):
+        message += f", or use the installed driver: {alternative}://{backend_store_uri.split('://', 1)[-1]}"
+    return message
+
+
 def tail(path: Path | None, lines: int = 30) -> str:
     if path is None or not Path(path).exists():
         return ""
@@ -179,8 +234,8 @@ def wait_until_ready(
     while time.monotonic() < end:
         if process is not None and process.poll() is not None:
             raise ServerStartError(
-                f"mlflow server exited with code {process.returncode} before it was ready.\n"
-                f"Its log ({log_path}) ends with:\n{tail(log_path)}"
+                f"mlflow server exited with code {process.returncode} before it was ready. "
+                f"It said:\n{log_errors(log_path)}\n(full log: {log_path})"
             )
         try:
             resp = requests.get(f"{url}/health", timeout=2)
@@ -191,6 +246,6 @@ def wait_until_ready(
             last_error = type(exc).__name__
         time.sleep(0.2)
     raise ServerStartError(
-        f"mlflow server at {url} was not ready after {deadline:.0f}s ({last_error}).\n"
-        f"Its log ({log_path}) ends with:\n{tail(log_path)}"
+        f"mlflow server at {url} was not ready after {deadline:.0f}s ({last_error}). "
+        f"Its log ({log_path}) ends with:\n{tail(log_path, 10)}"
     )

@@ -78,10 +78,7 @@ def metrics(suite: Suite) -> None:
     rng = np.random.default_rng()
     history = seed.metric_history(rng)
     now = int(time.time() * 1000)
-    written = {
-        key: [Metric(key, value, now + step, step) for step, value in points]
-        for key, points in history.items()
-    }
+    written = {key: [Metric(key, value, now + step, step) for step, value in points] for key, points in history.items()}
     # One request for all ten points; the seed's per-point log_metric calls cost ten.
     suite.client.log_batch(suite.run_id, metrics=[m for ms in written.values() for m in ms])
     for key, want in written.items():

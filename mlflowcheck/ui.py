@@ -19,7 +19,9 @@ def served(suite: Suite) -> None:
         )
     scripts = re.findall(r'<script[^>]+src="([^"]+\.js)"', resp.text)
     if not scripts:
-        raise CheckFailed("The UI page names no script to load.", "reinstall mlflow on the server: its static files are incomplete.")
+        raise CheckFailed(
+            "The UI page names no script to load.", "reinstall mlflow on the server: its static files are incomplete."
+        )
     script = scripts[0].lstrip("./")
     js = http("GET", f"{suite.target.url}/{script}")
     if js.status_code != 200 or len(js.content) < 1000:

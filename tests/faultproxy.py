@@ -79,8 +79,12 @@ class FaultProxy:
                     return self._send(code, {"content-type": "text/html"}, b"<html><body>proxy error</body></html>")
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
                 resp = requests.request(
-                    self.command, proxy.upstream + self.path, headers=headers, data=body,
-                    allow_redirects=False, timeout=60,
+                    self.command,
+                    proxy.upstream + self.path,
+                    headers=headers,
+                    data=body,
+                    allow_redirects=False,
+                    timeout=60,
                 )
                 content = resp.content
                 if fault is not None and fault.action == "corrupt":

@@ -164,7 +164,9 @@ def test_bad_option_exits_2_with_hint():
     assert "Tip: run `test_mlflow_local.py --help`" in proc.stderr
 
 
-@pytest.mark.parametrize("uri", ["ftp://127.0.0.1:3111", "http://127.0.0.1:99999", "http://127.0.0.1:3111/api/2.0/mlflow"])
+@pytest.mark.parametrize(
+    "uri", ["ftp://127.0.0.1:3111", "http://127.0.0.1:99999", "http://127.0.0.1:3111/api/2.0/mlflow"]
+)
 def test_bad_tracking_uri_exits_2_with_hint(tmp_path, uri):
     result = run_suite(tmp_path, "--tracking-uri", uri)
     assert_fails(result, "uri", code=2)

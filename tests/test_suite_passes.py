@@ -55,7 +55,8 @@ def test_experiment_run_params_and_metrics_are_in_the_servers_database(passing):
     result, _, server = passing
     run_id = result.report["run_id"]
     [(exp_name, stage, location)] = db_rows(
-        server, "select name, lifecycle_stage, artifact_location from experiments where experiment_id = ?",
+        server,
+        "select name, lifecycle_stage, artifact_location from experiments where experiment_id = ?",
         result.report["experiment_id"],
     )
     assert exp_name == result.report["experiment_name"]
@@ -72,8 +73,9 @@ def test_dataset_with_its_context_is_in_the_servers_database(passing):
     result, _, server = passing
     rows = db_rows(
         server,
-        "select d.name, d.dataset_source_type, t.value from inputs i join datasets d on d.dataset_uuid = i.source_id "
-        "join input_tags t on t.input_uuid = i.input_uuid where i.destination_id = ? and t.name = 'mlflow.data.context'",
+        "select d.name, d.dataset_source_type, t.value from inputs i"
+        " join datasets d on d.dataset_uuid = i.source_id join input_tags t on t.input_uuid = i.input_uuid"
+        " where i.destination_id = ? and t.name = 'mlflow.data.context'",
         result.report["run_id"],
     )
     assert rows == [(seed.DATASET_NAME, "code", "训练数据")]
@@ -84,8 +86,10 @@ def test_report_and_model_files_are_in_the_servers_artifact_directory(passing):
     exp, run = result.report["experiment_id"], result.report["run_id"]
     report = server.workdir / "mlartifacts" / exp / run / "artifacts" / "reports" / "test_report.txt"
     text = report.read_text(encoding="utf-8")
-    assert run in text and result.report["experiment_name"] in text
-    assert "PASS" in text and "final_report" not in text.split("results of the checks")[0]
+    assert run in text
+    assert result.report["experiment_name"] in text
+    assert "PASS" in text
+    assert "final_report" not in text.split("results of the checks")[0]
     digest = hashlib.sha256(report.read_bytes()).hexdigest()
     assert digest[:12] in result.check("final_report")["message"]
     [model_dir] = (server.workdir / "mlartifacts" / exp / "models").glob("m-*/artifacts")
@@ -95,10 +99,14 @@ def test_report_and_model_files_are_in_the_servers_artifact_directory(passing):
 
 def test_each_run_adds_a_version_to_the_registered_model(passing, tmp_path):
     _, _, server = passing
-    versions_before = db_rows(server, "select max(version) from model_versions where name = ?", "mlflow-local-test-model")
+    versions_before = db_rows(
+        server, "select max(version) from model_versions where name = ?", "mlflow-local-test-model"
+    )
     again = run_suite(tmp_path, "--tracking-uri", server.url, "-k", "not ui", "--model-format", "pickle")
     assert again.code == 0, again.output
     [(latest,)] = db_rows(server, "select max(version) from model_versions where name = ?", "mlflow-local-test-model")
     assert latest == versions_before[0][0] + 1
-    assert db_rows(server, "select version from registered_model_aliases where name = ?", "mlflow-local-test-model") == [(latest,)]
+    assert db_rows(
+        server, "select version from registered_model_aliases where name = ?", "mlflow-local-test-model"
+    ) == [(latest,)]
     assert "model.pkl (pickle)" in again.check("model")["message"]
