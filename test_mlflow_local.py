@@ -5,10 +5,14 @@ python test_mlflow_local.py                  # the server at http://127.0.0.1:31
 python test_mlflow_local.py --help           # options and exit codes
 """
 
+import gc
 import sys
 from pathlib import Path
 
 from mlflowcheck.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:], project_dir=Path(__file__).resolve().parent))
+    code = main(sys.argv[1:], project_dir=Path(__file__).resolve().parent)
+    # Exit without a last full garbage collection over MLflow's object graph (~0.6 s).
+    gc.freeze()
+    sys.exit(code)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from mlflowcheck import artifacts, diagnosis, models, tracking, ui
+from mlflowcheck import artifacts, diagnosis, tracking, ui
+from mlflowcheck.model_worker import worker_check
 
 needs = pytest.mark.needs
 
@@ -76,7 +77,7 @@ def check_artifact(suite):
 
 @needs("dataset")
 def check_model(suite):
-    models.logged_model(suite)
+    worker_check(suite, "model")
 
 
 @needs("params")
@@ -86,7 +87,7 @@ def check_run(suite):
 
 @needs("model")
 def check_registry(suite):
-    models.registry(suite)
+    worker_check(suite, "registry")
 
 
 @needs("run", "metrics")

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import importlib.metadata
+import time
+from pathlib import Path
 
 import mlflow
 import numpy as np
 
 from mlflowcheck import seed
 from mlflowcheck.diagnosis import CheckFailed
-from mlflowcheck.suite import Suite
+from mlflowcheck.suite import Options, Suite
 
 MODEL_FILES = {"MLmodel", "conda.yaml", "python_env.yaml", "requirements.txt"}
 DATA_FILE = {"skops": "model.skops", "pickle": "model.pkl", "cloudpickle": "model.pkl"}
@@ -43,14 +45,19 @@ def logged_model(suite: Suite) -> None:
         input_example=features.head(5),
         pip_requirements=pip_requirements(fmt),
         serialization_format=fmt,
+        run_id=suite.run_id,  # explicit: this may run in the model worker, with no active run
     )
     suite.model_file = DATA_FILE[fmt]
     model_id = suite.model_info.model_id
     got = suite.client.get_logged_model(model_id)
     if str(got.status) != "READY":
         raise CheckFailed(f"The logged model {model_id} has status {got.status}, not READY.", REGISTRY_TIP)
-    if got.source_run_id != suite.run_id:
-        raise CheckFailed(f"The logged model's source run is {got.source_run_id}, not {suite.run_id}.", REGISTRY_TIP)
+    if (got.source_run_id, got.experiment_id) != (suite.run_id, suite.experiment_id):
+        raise CheckFailed(
+            f"The logged model belongs to run {got.source_run_id} in experiment {got.experiment_id}, "
+            f"not to run {suite.run_id} in experiment {suite.experiment_id}.",
+            REGISTRY_TIP,
+        )
     files = {f.path for f in suite.client.list_logged_model_artifacts(model_id)}
     missing = sorted((MODEL_FILES | {suite.model_file}) - files)
     if missing:
@@ -106,3 +113,42 @@ def registry(suite: Suite) -> None:
     predictions_match(suite, f"models:/{name}@{alias}", suite.model.predict(suite.data[seed.FEATURES]))
     suite.model_version = got
     suite.note("registry", f"{name} version {version}, alias @{alias}, predictions equal")
+
+
+def run_worker_job(job: dict) -> dict:
+    """In the worker: the model and registry checks on the main process's run."""
+    import pandas as pd
+
+    from mlflowcheck.diagnosis import explain, parse_target
+
+    suite = Suite(
+        Options(**job["options"]),
+        target=parse_target(job["target"]),
+        client_version=job["client_version"],
+        server_version=job["server_version"],
+        experiment_id=job["experiment_id"],
+        run_id=job["run_id"],
+        tmp=Path(job["tmp"]),
+    )
+    suite.data = pd.DataFrame(job["data"])
+    suite.connect()
+    # log_model files the logged model under the active experiment, not the run's.
+    mlflow.set_experiment(experiment_id=suite.experiment_id)
+    results: dict = {}
+    for name, check in (("model", logged_model), ("registry", registry)):
+        started = time.perf_counter()
+        try:
+            check(suite)
+        except Exception as exc:
+            failure = explain(exc)
+            results[name] = {"status": "failed", "message": failure.message, "tip": failure.tip}
+            if suite.options.verbose:
+                import traceback
+
+                results[name]["message"] += "\n" + traceback.format_exc()
+            break
+        else:
+            took = time.perf_counter() - started
+            results[name] = {"status": "passed", "note": f"{suite.notes.get(name, '')} ({took:.2f}s, in parallel)"}
+    results["model_file"] = suite.model_file
+    return results

@@ -46,6 +46,7 @@ class Suite:
     model_info: Any = None
     model_file: str = ""
     model_version: Any = None
+    model_worker: Any = None  # models.ModelWorker: the model checks' parallel process
     results: list[CheckResult] = field(default_factory=list)
     notes: dict[str, str] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
