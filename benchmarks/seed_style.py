@@ -28,7 +28,9 @@ with mlflow.start_run(run_name="本地测试运行"):
     )
     dataset = mlflow.data.from_pandas(data, source="本地生成的测试数据", targets="target")
     mlflow.log_input(dataset, context="训练数据")
-    mlflow.log_text(f"test report\ntimestamp: {time.ctime()}\nexperiment: {experiment_name}\n", "reports/test_report.txt")
+    mlflow.log_text(
+        f"test report\ntimestamp: {time.ctime()}\nexperiment: {experiment_name}\n", "reports/test_report.txt"
+    )
     features = data[["feature_1", "feature_2"]]
     model = LogisticRegression().fit(features, data["target"])
     mlflow.sklearn.log_model(model, name="model", input_example=features.head(5))

@@ -1,0 +1,110 @@
+"""Benchmark: the whole suite against a seed-style script (log the same run, verify nothing).
+
+    python benchmarks/bench_suite.py [--runs 7] [--backends sqlite,postgresql,mariadb]
+
+Starts one warm light server per backend in a temporary directory (throwaway databases on
+the local PostgreSQL and MariaDB), runs both scripts as a user would (fresh processes),
+alternating, and prints each run's wall time, the medians and the median ratio suite/seed.
+Target: ratio <= 0.6 on SQLite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from mlflowcheck.server import LocalServer  # noqa: E402
+
+SUITE = [sys.executable, str(ROOT / "test_mlflow_local.py"), "--tracking-uri"]
+SEED = [sys.executable, str(ROOT / "benchmarks" / "seed_style.py")]
+
+
+def timed(cmd: list[str], cwd: Path) -> float:
+    """Wall seconds of one fresh process, start to exit."""
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return seconds
+
+
+@contextlib.contextmanager
+def backend_uri(name: str, workdir: Path):
+    if name == "sqlite":
+        yield "sqlite:///my.db"
+        return
+    db = f"mlflowcheck_bench_{uuid.uuid4().hex[:8]}"
+    if name == "postgresql":
+        import psycopg2
+
+        admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test", connect_timeout=5)
+        admin.autocommit = True
+        admin.cursor().execute(f'CREATE DATABASE "{db}"')
+        try:
+            yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{db}"
+        finally:
+            admin.cursor().execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+            admin.close()
+    elif name == "mariadb":
+        import pymysql
+
+        admin = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True)
+        admin.cursor().execute(f"CREATE DATABASE `{db}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        try:
+            yield f"mysql+pymysql://root@127.0.0.1:3306/{db}?charset=utf8mb4"
+        finally:
+            admin.cursor().execute(f"DROP DATABASE IF EXISTS `{db}`")
+            admin.close()
+    else:
+        raise SystemExit(f"unknown backend {name!r}")
+
+
+def bench(backend: str, runs: int, with_seed: bool) -> dict:
+    with tempfile.TemporaryDirectory(prefix=f"bench-{backend}-") as tmp:
+        work = Path(tmp)
+        with backend_uri(backend, work) as uri, LocalServer(workdir=work / "server", backend_store_uri=uri) as srv:
+            timed([*SUITE, srv.url], work)  # warm-up: first-request costs on the server side
+            suite, seed = [], []
+            for i in range(runs):
+                suite.append(timed([*SUITE, srv.url], work))
+                if with_seed:
+                    seed.append(timed([*SEED, srv.url], work))
+                line = f"  {backend:10} run {i + 1}: suite {suite[-1]:.2f}s"
+                print(line + (f"  seed-style {seed[-1]:.2f}s  ratio {suite[-1] / seed[-1]:.2f}" if seed else ""))
+    return {"suite": suite, "seed": seed}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--backends", default="sqlite,postgresql,mariadb")
+    args = parser.parse_args()
+    summary = []
+    for backend in args.backends.split(","):
+        r = bench(backend, args.runs, with_seed=backend == "sqlite")
+        med = statistics.median(r["suite"])
+        text = f"{backend:10} suite median {med:.2f}s (min {min(r['suite']):.2f}, max {max(r['suite']):.2f})"
+        if r["seed"]:
+            ratios = [a / b for a, b in zip(r["suite"], r["seed"], strict=True)]
+            text += (
+                f"; seed-style median {statistics.median(r['seed']):.2f}s; median ratio suite/seed "
+                f"{statistics.median(ratios):.2f} (target <= 0.60)"
+            )
+        summary.append(text)
+    print("\n".join(["", f"Results over {args.runs} runs each (one warm light server per backend):", *summary]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
