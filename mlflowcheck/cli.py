@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None, project_dir: Path | None = None) -> int:
         target = diagnosis.parse_target(uri)
     except CheckFailed:
         target = None  # the uri check reports it
-    if target is not None and (args.start_server or target.url == DEFAULT_TRACKING_URI):
+    if target is not None and wants_local_server(args, target):
         try:
             server = maybe_start_server(args, target, project_dir, out)
         except CheckFailed as exc:
@@ -128,12 +128,19 @@ def main(argv: list[str] | None = None, project_dir: Path | None = None) -> int:
     finally:
         if server is not None:
             server.stop()
-            if not args.keep_serving:
+            if args.keep_serving:
+                out.write("Stopped the server this suite started.\n")
+            else:
                 out.write(
                     f"Stopped the server this suite started. To browse the results, run in "
                     f"{server.workdir}:\n  {browse_command(server)}\n"
                     f"and open {target.ui_link()} (or run this suite with --keep-serving).\n"
                 )
+
+
+def wants_local_server(args, target) -> bool:
+    """The embedded default: the seed's address may be started here; others only when asked."""
+    return args.start_server or target.url == DEFAULT_TRACKING_URI
 
 
 def browse_command(server: LocalServer) -> str:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import pytest
 
 from mlflowcheck.server import free_port
-from tests.conftest import ALL_CHECKS, run_suite
+from tests.support import ALL_CHECKS, run_suite
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
 MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": "", "database": "test"}

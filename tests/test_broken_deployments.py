@@ -13,8 +13,8 @@ import threading
 import pytest
 
 from mlflowcheck.server import free_port
-from tests.conftest import run_suite
 from tests.faultproxy import Fault, FaultProxy
+from tests.support import run_suite
 
 
 def run_through_proxy(server, tmp_path, *faults: Fault, args=()):

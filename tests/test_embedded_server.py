@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import pytest
+import requests
+
+from mlflowcheck.cli import build_parser, resolve_tracking_uri, wants_local_server
+from mlflowcheck.diagnosis import parse_target
 from mlflowcheck.server import free_port, is_listening
-from tests.conftest import ALL_CHECKS, run_suite
+from tests.support import ALL_CHECKS, ENTRY, run_suite
 
 
 def processes_mentioning(text: str) -> list[str]:
@@ -64,3 +73,49 @@ def test_start_server_refuses_a_non_local_address(tmp_path):
     result = run_suite(tmp_path, "--tracking-uri", "http://192.0.2.1:5000", "--start-server")
     assert result.code == 2
     assert "--start-server needs a local address" in result.output
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], True),  # the seed's address, http://127.0.0.1:3111: the embedded default
+        (["--tracking-uri", "http://127.0.0.1:3111/"], True),
+        (["--tracking-uri", "http://127.0.0.1:5000"], False),
+        (["--tracking-uri", "http://127.0.0.1:5000", "--start-server"], True),
+    ],
+)
+def test_only_the_default_address_is_started_without_start_server(argv, expected, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    args = build_parser().parse_args(argv)
+    target = parse_target(resolve_tracking_uri(args.tracking_uri))
+    assert wants_local_server(args, target) is expected
+
+
+def test_keep_serving_serves_the_results_until_ctrl_c_then_stops(tmp_path):
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(ENTRY), "--tracking-uri", f"http://127.0.0.1:{port}", "--start-server",
+         "--server-dir", str(tmp_path), "--keep-serving", "-k", "not model and not registry"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        lines = []
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line)
+            if not line or line.startswith("Serving the results"):
+                break
+        assert lines[-1].startswith(f"Serving the results at http://127.0.0.1:{port}/"), "".join(lines)
+        assert "Verdict: PASS" in "".join(lines)
+        assert requests.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 200
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
+    assert "Stopped the server this suite started." in rest
+    assert not is_listening("127.0.0.1", port)
+    assert processes_mentioning(f"--port {port}") == []

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from mlflowcheck import seed
-from tests.conftest import ALL_CHECKS, run_suite
+from tests.support import ALL_CHECKS, run_suite
 
 
 @pytest.fixture(scope="module")

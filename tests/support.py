@@ -1,0 +1,61 @@
+"""Helpers for the tests: run the suite as a user runs it (a subprocess of test_mlflow_local.py),
+and start real mlflow servers on free ports in temporary directories."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mlflowcheck.server import LocalServer, ServerStartError
+
+ROOT = Path(__file__).resolve().parents[1]
+ENTRY = ROOT / "test_mlflow_local.py"
+ALL_CHECKS = [
+    "uri", "network", "server", "access", "versions", "experiment", "params", "metrics",
+    "dataset", "artifact", "model", "run", "registry", "search", "ui", "final_report",
+]  # fmt: skip
+
+
+@dataclass
+class SuiteRun:
+    code: int
+    output: str
+    report: dict | None
+    seconds: float
+
+    def check(self, name: str) -> dict:
+        return next(c for c in self.report["checks"] if c["name"] == name)
+
+    def statuses(self) -> dict[str, str]:
+        return {c["name"]: c["status"] for c in self.report["checks"]}
+
+
+def run_suite(tmp_path: Path, *args: str, env: dict | None = None, timeout: float = 300) -> SuiteRun:
+    """Run the suite as a user would; return exit code, output and the --json report."""
+    report = tmp_path / f"report-{time.monotonic_ns()}.json"
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    full_env.update(env or {})
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, str(ENTRY), "--json", str(report), *args],
+        cwd=tmp_path, env=full_env, stdin=subprocess.DEVNULL, capture_output=True,
+        text=True, timeout=timeout,
+    )  # fmt: skip
+    seconds = time.monotonic() - started
+    doc = json.loads(report.read_text(encoding="utf-8")) if report.exists() else None
+    return SuiteRun(proc.returncode, proc.stdout + proc.stderr, doc, seconds)
+
+
+def start_server(workdir: Path, **kwargs) -> LocalServer:
+    server = LocalServer(workdir=workdir, **kwargs)
+    try:
+        return server.start()
+    except ServerStartError as exc:
+        pytest.fail(f"could not start the test's mlflow server: {exc}", pytrace=False)
