@@ -24,6 +24,7 @@ def check_uri(suite):
 @needs("uri")
 def check_network(suite):
     diagnosis.check_network(suite.target)
+    suite.note("network", f"{suite.target.host}:{suite.target.port} accepts connections")
 
 
 @needs("network")
@@ -35,6 +36,7 @@ def check_server(suite):
 @needs("server")
 def check_access(suite):
     diagnosis.check_api(suite.target)
+    suite.note("access", "the REST API answers JSON" + (" (with credentials)" if diagnosis.auth_from_env() else ""))
     if not suite.server_version:
         suite.server_version = diagnosis.check_is_mlflow(suite.target)
 

@@ -41,16 +41,18 @@ class ModelWorker:
 
     @staticmethod
     def job(suite) -> str:
-        return json.dumps({
-            "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(suite.options).items()},
-            "target": suite.target.url,
-            "client_version": suite.client_version,
-            "server_version": suite.server_version,
-            "experiment_id": suite.experiment_id,
-            "run_id": suite.run_id,
-            "tmp": str(suite.tmp),
-            "data": suite.data.to_dict(orient="list"),
-        })
+        return json.dumps(
+            {
+                "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(suite.options).items()},
+                "target": suite.target.url,
+                "client_version": suite.client_version,
+                "server_version": suite.server_version,
+                "experiment_id": suite.experiment_id,
+                "run_id": suite.run_id,
+                "tmp": str(suite.tmp),
+                "data": suite.data.to_dict(orient="list"),
+            }
+        )
 
     def run(self, suite, deadline: float = WORKER_DEADLINE) -> dict:
         """Hand the worker its job (once) and wait for its results."""

@@ -24,12 +24,12 @@ NOT_PROXIED_TIP = (
 )
 
 
+STORE_TIP = "the tracking store lost or changed data; look at the server's backend store and its log."
+
+
 def expect_equal(what: str, got, want, tip: str | None = None) -> None:
     if got != want:
         raise CheckFailed(f"{what}: read back {got!r}, wrote {want!r}.", tip or STORE_TIP)
-
-
-STORE_TIP = "the tracking store lost or changed data; look at the server's backend store and its log."
 
 
 def experiment(suite: Suite) -> None:
@@ -70,6 +70,7 @@ def params(suite: Suite) -> None:
     mlflow.log_params(seed.PARAMS)
     got = suite.client.get_run(suite.run_id).data.params
     expect_equal("params", got, {k: str(v) for k, v in seed.PARAMS.items()})
+    suite.note("params", f"{len(got)} params read back equal")
 
 
 def metrics(suite: Suite) -> None:
@@ -154,3 +155,4 @@ def search(suite: Suite) -> None:
         )
     by_name = suite.client.search_experiments(filter_string=f"name = '{suite.experiment_name}'")
     expect_equal("experiments found by name", [e.experiment_id for e in by_name], [suite.experiment_id])
+    suite.note("search", "run found by a param and a metric filter; experiment by name")
