@@ -8,8 +8,18 @@ import time
 from pathlib import Path
 
 from mlflowcheck import seed
-from mlflowcheck.diagnosis import CheckFailed
+from mlflowcheck.diagnosis import CheckFailed, http, server_message
 from mlflowcheck.suite import Suite
+
+PROXY_SCHEME = "mlflow-artifacts:"
+#: Artifact URIs a client writes to directly (with its own credentials), by design.
+REMOTE_STORES = ("s3:", "gs:", "wasbs:", "abfss:", "hdfs:", "sftp:", "ftp:", "oss:", "dbfs:", "http:", "https:")
+NOT_PROXIED_TIP = (
+    "start the server with artifact proxying: `mlflow server --serve-artifacts --artifacts-destination "
+    "<a directory or bucket on the server side>`, without --no-serve-artifacts and without a "
+    "--default-artifact-root that is a local path. Experiments created before the fix keep their "
+    "old artifact location: use new ones."
+)
 
 LOST_TIP = (
     "the server's artifact store lost the file: check that --artifacts-destination is "
@@ -73,6 +83,29 @@ def upload_and_verify(suite: Suite, text: str) -> str:
     return want
 
 
+def check_route(suite: Suite) -> str:
+    """Where the run's artifacts go. Fails when they go to the client's own disk.
+
+    With --no-serve-artifacts and a local --default-artifact-root, the run's artifact URI is
+    a plain path: each client writes to its own disk, which on one machine looks like success
+    and on a team loses everything. Ask the server what its artifact proxy says.
+    """
+    uri = suite.artifact_uri or ""
+    if uri.startswith(PROXY_SCHEME):
+        return "through the server's artifact proxy"
+    if uri.startswith(REMOTE_STORES):
+        return f"directly to {uri.split('/')[0]}//… with the client's own credentials (not proxied)"
+    resp = http("GET", f"{suite.target.url}/api/2.0/mlflow-artifacts/artifacts", params={"path": suite.experiment_id})
+    said = server_message(resp) if resp.status_code != 200 else "it answers, but the run does not use it"
+    raise CheckFailed(
+        f"The run's artifact URI is {uri!r}, a path on the client: artifacts would be written to "
+        "this machine's disk, not to the server, and other clients could not read them. The "
+        f"server's artifact proxy says: {said}",
+        NOT_PROXIED_TIP,
+    )
+
+
 def report(suite: Suite, final: bool = False) -> None:
+    route = check_route(suite)
     digest = upload_and_verify(suite, render_report(suite, final=final))
-    suite.note("final_report" if final else "artifact", f"{seed.REPORT_PATH} sha256 {digest[:12]}… read back")
+    suite.note("final_report" if final else "artifact", f"{seed.REPORT_PATH} sha256 {digest[:12]}… read back; {route}")

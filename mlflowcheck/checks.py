@@ -77,7 +77,7 @@ def check_artifact(suite):
     artifacts.report(suite)
 
 
-@needs("dataset")
+@needs("dataset", "artifact")
 def check_model(suite):
     worker_check(suite, "model")
 

@@ -77,11 +77,27 @@ def build_parser() -> argparse.ArgumentParser:
         default=Options.registered_model,
         help="the registered model that each run adds a version to (default: %(default)s)",
     )
+    p.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=positive_float,
+        help="bound the whole run; on expiry the verdict names the check that was running",
+    )
     p.add_argument("-k", metavar="EXPR", dest="select", help="run only the checks matching this pytest -k expression")
     p.add_argument("--junitxml", metavar="PATH", help="write JUnit XML results to PATH")
     p.add_argument("--json", metavar="PATH", help="write JSON results to PATH")
     p.add_argument("-v", "--verbose", action="store_true", help="add tracebacks to failures")
     return p
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
 
 
 def resolve_tracking_uri(cli_value: str | None) -> str:
@@ -90,6 +106,7 @@ def resolve_tracking_uri(cli_value: str | None) -> str:
 
 def main(argv: list[str] | None = None, project_dir: Path | None = None) -> int:
     args = build_parser().parse_args(argv)
+    started = time.time()
     # MLflow's client telemetry would call out to the internet; the suite talks to the
     # tracking server only. (Inherited by the model worker.)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -104,7 +121,7 @@ def main(argv: list[str] | None = None, project_dir: Path | None = None) -> int:
         target = None  # the uri check reports it
     if target is not None and wants_local_server(args, target):
         try:
-            server = maybe_start_server(args, target, project_dir, out)
+            server = maybe_start_server(args, target, project_dir, out, deadline=min(90.0, args.timeout or 90.0))
         except CheckFailed as exc:
             out.write(f"error: {exc}\n")
             return EXIT_NO_RUN
@@ -116,7 +133,9 @@ def main(argv: list[str] | None = None, project_dir: Path | None = None) -> int:
                 registered_model=args.registered_model,
                 verbose=args.verbose,
                 server_log=server.log_path if server else None,
-            )
+                timeout=args.timeout,
+            ),
+            started=started,
         )
         code = run_checks(suite, args, out)
         if server is not None and args.keep_serving:
@@ -151,7 +170,7 @@ def browse_command(server: LocalServer) -> str:
     )
 
 
-def maybe_start_server(args, target, project_dir: Path, out) -> LocalServer | None:
+def maybe_start_server(args, target, project_dir: Path, out, deadline: float) -> LocalServer | None:
     """The embedded default: start the light seed server when nothing listens at the target."""
     if target.host not in LOCAL_HOSTS:  # checked first: no traffic to a host we may not start on
         raise CheckFailed(
@@ -180,7 +199,7 @@ def maybe_start_server(args, target, project_dir: Path, out) -> LocalServer | No
     )
     out.flush()
     try:
-        server.start()
+        server.start(deadline=deadline)
     except ServerStartError as exc:
         raise CheckFailed(
             f"The local mlflow server did not start: {exc}",
@@ -240,9 +259,12 @@ def run_checks(suite: Suite, args, out) -> int:
 def summarize(suite: Suite, code: int, out) -> None:
     c = suite.counts()
     verdict = {0: "PASS", 1: "FAIL", 2: "ERROR (the suite could not run)"}[code]
+    expired = ""
+    if suite.timed_out:
+        expired = f" (the --timeout of {suite.options.timeout:g}s expired during '{suite.timed_out}')"
     out.write(
         f"Verdict: {verdict}: {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped "
-        f"in {time.time() - suite.started:.1f}s\n"
+        f"in {time.time() - suite.started:.1f}s{expired}\n"
     )
     if suite.experiment_url:
         out.write(f"Experiment: {suite.experiment_url}\n")

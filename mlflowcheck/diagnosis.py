@@ -202,11 +202,19 @@ def check_api(target: Target) -> None:
             "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) "
             "to an account on this server, then run again.",
         )
+    if resp.status_code == 403 and "Invalid Host header" in resp.text:
+        netloc = urlsplit(target.url).netloc
+        raise CheckFailed(
+            f"The server's host protection rejects the address this client uses (Host: {netloc}): "
+            f"{server_message(resp)}",
+            f"add it to the server's allowed hosts (`mlflow server --allowed-hosts '{netloc},...'`), "
+            "or reach the server by a name it already allows.",
+        )
     if resp.status_code == 403:
         raise CheckFailed(
             f"The server refused the request (HTTP 403): {server_message(resp)}",
-            "the account lacks permission, or the server's host protection rejects this "
-            "address: see `mlflow server --allowed-hosts`.",
+            "the account lacks permission for this: ask the server's admin for READ/EDIT access, "
+            "or use another account in MLFLOW_TRACKING_USERNAME/PASSWORD.",
         )
     if resp.status_code != 200 or "json" not in resp.headers.get("content-type", ""):
         raise CheckFailed(
@@ -258,9 +266,11 @@ def server_message(resp: requests.Response) -> str:
         payload = None
     if isinstance(payload, dict) and payload.get("message"):
         return str(payload["message"])
-    if "html" in resp.headers.get("content-type", ""):
-        return f"HTTP {resp.status_code} with an HTML error page (look in the server's log)"
-    return describe_response(resp)
+    text = " ".join(re.sub(r"<[^>]+>", " ", resp.text).split())
+    if "html" in resp.headers.get("content-type", "") and (not text or "<html" in resp.text.lower()):
+        page = f": {first_line(text, 200)}" if text else ""
+        return f"HTTP {resp.status_code} with an HTML error page{page} (look in the server's log)"
+    return f"HTTP {resp.status_code}: {first_line(text, 400)}" if text else describe_response(resp)
 
 
 def explain(exc: BaseException) -> CheckFailed:

@@ -54,8 +54,9 @@ class ModelWorker:
             }
         )
 
-    def run(self, suite, deadline: float = WORKER_DEADLINE) -> dict:
+    def run(self, suite) -> dict:
         """Hand the worker its job (once) and wait for its results."""
+        deadline = suite.remaining(WORKER_DEADLINE)
         if self.results is None:
             try:
                 out, _ = self.proc.communicate(self.job(suite) + "\n", timeout=deadline)

@@ -8,12 +8,14 @@ into messages with a cause and a tip (never a traceback), and prints one line pe
 from __future__ import annotations
 
 import contextlib
-import time
+import io
+import signal
 from typing import TextIO
 
 import pytest
 
-from mlflowcheck.diagnosis import explain
+from mlflowcheck.diagnosis import CheckFailed, explain
+from mlflowcheck.server import log_errors, log_size
 from mlflowcheck.suite import CheckResult, Suite
 
 MARK = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}
@@ -24,10 +26,33 @@ def check_name(item_or_report) -> str:
     return name.removeprefix("check_")
 
 
+class SuiteTimeout(BaseException):
+    """--timeout expired during a check. A BaseException, so that no library code's
+    ``except Exception`` swallows it on the way out of the check."""
+
+
 class SuitePlugin:
     def __init__(self, suite: Suite, out: TextIO):
         self.suite = suite
         self.out = out
+        self.current: str | None = None  # the check running now
+        self.log_offset = 0
+
+    def pytest_sessionstart(self, session):
+        if self.suite.options.timeout is not None:
+            signal.signal(signal.SIGALRM, self.on_alarm)
+            signal.setitimer(signal.ITIMER_REAL, self.suite.remaining(float("inf")))
+
+    def on_alarm(self, signum, frame):
+        self.suite.timed_out = self.current or "between checks"
+        if self.current is not None:
+            raise SuiteTimeout()
+
+    def timeout_failure(self) -> CheckFailed:
+        return CheckFailed(
+            f"The --timeout of {self.suite.options.timeout:g}s expired during this check.",
+            "the server is slow or hung at this step: look at its log, or allow more time with --timeout.",
+        )
 
     @pytest.fixture(scope="session", name="suite")
     def suite_fixture(self) -> Suite:
@@ -37,6 +62,10 @@ class SuitePlugin:
         config.addinivalue_line("markers", "needs(*checks): checks that must pass before this one")
 
     def pytest_runtest_setup(self, item):
+        self.current = check_name(item)
+        self.log_offset = log_size(self.suite.options.server_log)
+        if self.suite.timed_out:
+            pytest.skip(f"the --timeout of {self.suite.options.timeout:g}s expired during '{self.suite.timed_out}'")
         marker = item.get_closest_marker("needs")
         for dep in marker.args if marker else ():
             status = self.suite.outcome(dep)
@@ -48,9 +77,13 @@ class SuitePlugin:
     def pytest_runtest_makereport(self, item, call):
         report = yield
         if call.excinfo is not None and not call.excinfo.errisinstance(pytest.skip.Exception):
-            failure = explain(call.excinfo.value)
+            timed_out = self.suite.timed_out == check_name(item)
+            failure = self.timeout_failure() if timed_out else explain(call.excinfo.value)
             report.fatal = failure.fatal
             text = str(failure)
+            said = log_errors(self.suite.options.server_log, since=self.log_offset)
+            if said and not failure.fatal:
+                text += f"\nThe server's log ({self.suite.options.server_log}) says:\n{said}"
             if self.suite.options.verbose:
                 text += "\n" + str(report.longrepr)
             report.longrepr = text
@@ -87,14 +120,16 @@ class SuitePlugin:
         if report.failed:  # a broken checks module: say so instead of running nothing
             self.out.write(f"The suite's checks could not be loaded:\n{report.longrepr}\n")
 
+    def pytest_runtest_logfinish(self, nodeid, location):
+        self.current = None
+
     def pytest_sessionfinish(self, session):
+        if self.suite.options.timeout is not None:
+            signal.setitimer(signal.ITIMER_REAL, 0)
         # A run left RUNNING by a failed check is marked FAILED, so the UI tells the truth.
         with contextlib.suppress(Exception):
             import mlflow
 
             if mlflow.active_run() is not None:
-                mlflow.end_run(status="FAILED")
-
-
-def elapsed(suite: Suite) -> float:
-    return time.time() - suite.started
+                with contextlib.redirect_stdout(io.StringIO()):  # MLflow prints "View run ..."
+                    mlflow.end_run(status="FAILED")

@@ -49,8 +49,8 @@ def is_listening(host: str, port: int, timeout: float = 1.0) -> bool:
         return False
 
 
-def light_server_env(base: dict[str, str] | None = None) -> dict[str, str]:
-    env = dict(os.environ if base is None else base)
+def light_server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {**os.environ, **(extra or {})}
     # The job runner (huey consumers for GenAI jobs) costs ~10 extra processes and ~2.5 GB;
     # nothing this suite logs needs it.
     env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
@@ -73,7 +73,8 @@ class LocalServer:
     backend_store_uri: str = "sqlite:///my.db"
     artifacts_destination: str = "./mlartifacts"
     extra_args: list[str] = field(default_factory=list)
-    env: dict[str, str] | None = None
+    env: dict[str, str] | None = None  # extra environment variables for the server
+    python: str = sys.executable  # another environment's Python runs another MLflow version
     log_path: Path | None = None
     process: subprocess.Popen | None = field(default=None, init=False, repr=False)
 
@@ -91,7 +92,7 @@ class LocalServer:
 
     def command(self) -> list[str]:
         return [
-            sys.executable, "-m", "mlflow", "server",
+            self.python, "-m", "mlflow", "server",
             "--host", self.host,
             "--port", str(self.port),
             "--backend-store-uri", self.backend_store_uri,
@@ -167,16 +168,31 @@ def _group_alive(pgid: int) -> bool:
 ERROR_LINE = re.compile(r"\bERROR\b|^\s*[\w.]*(Error|Exception)\b|^\S+: .*(error|denied|refused)", re.IGNORECASE)
 
 
-def log_errors(path: Path | None, limit: int = 6) -> str:
-    """The error lines of a server log (not its tracebacks): what the server itself said."""
+def log_size(path: Path | None) -> int:
+    try:
+        return Path(path).stat().st_size if path else 0
+    except OSError:
+        return 0
+
+
+def log_errors(path: Path | None, limit: int = 6, since: int | None = None) -> str:
+    """The error lines of a server log (not its tracebacks): what the server itself said.
+
+    With ``since`` (a byte offset), only what was written after it, and nothing if no line
+    there is an error; without it, the last lines when no line is an error.
+    """
     if path is None or not Path(path).exists():
         return ""
-    lines = Path(path).read_text(errors="replace").splitlines()
+    with open(path, "rb") as f:
+        f.seek(since or 0)
+        lines = f.read().decode(errors="replace").splitlines()
     picked: list[str] = []
     for line in lines:
         if ERROR_LINE.search(line) and not line.startswith((" ", "Traceback")) and line not in picked:
             picked.append(line.strip())
-    return "\n".join(picked[-limit:]) if picked else "\n".join(lines[-limit:])
+    if picked or since is not None:
+        return "\n".join(picked[-limit:])
+    return "\n".join(lines[-limit:])
 
 
 #: The Python module a SQLAlchemy backend URI loads, and the pip package that provides it.

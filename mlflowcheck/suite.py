@@ -19,6 +19,7 @@ class Options:
     alias: str = "latest-check"
     verbose: bool = False
     server_log: Path | None = None  # the log of a server this suite started, for messages
+    timeout: float | None = None  # --timeout: bounds the whole run, in seconds
 
 
 @dataclass
@@ -47,10 +48,17 @@ class Suite:
     model_file: str = ""
     model_version: Any = None
     model_worker: Any = None  # models.ModelWorker: the model checks' parallel process
+    timed_out: str | None = None  # the check that was running when --timeout expired
     results: list[CheckResult] = field(default_factory=list)
     notes: dict[str, str] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
     tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mlflowcheck-")))
+
+    def remaining(self, cap: float) -> float:
+        """Seconds left under --timeout, at most ``cap``."""
+        if self.options.timeout is None:
+            return cap
+        return max(0.1, min(cap, self.options.timeout - (time.time() - self.started)))
 
     def note(self, check: str, text: str) -> None:
         """A line shown beside a check's verdict (what it saw, a warning)."""

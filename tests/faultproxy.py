@@ -24,7 +24,7 @@ class Fault:
 
     method: str
     path: str  # regex searched in the request path
-    action: str  # "drop": answer 200 {} without forwarding; "status:N"; "corrupt"; "replace:TEXT"
+    action: str  # "drop": answer 200 {} unforwarded; "status:N"; "corrupt"; "replace:TEXT"; "delay:SECONDS"
     body: str = ""  # regex searched in the request body, if given
 
     def matches(self, method: str, path: str, body: bytes) -> bool:
@@ -40,6 +40,7 @@ class FaultProxy:
         self.upstream = upstream.rstrip("/")
         self.faults = faults
         self.hits: list[str] = []
+        self.closing = threading.Event()  # ends "delay" faults early when the proxy stops
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -53,6 +54,7 @@ class FaultProxy:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.closing.set()
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(timeout=10)
@@ -74,6 +76,8 @@ class FaultProxy:
                     proxy.hits.append(f"{self.command} {self.path} -> {fault.action}")
                 if fault is not None and fault.action == "drop":
                     return self._send(200, {"content-type": "application/json"}, b"{}")
+                if fault is not None and fault.action.startswith("delay:"):
+                    proxy.closing.wait(float(fault.action.split(":", 1)[1]))
                 if fault is not None and fault.action.startswith("status:"):
                     code = int(fault.action.split(":", 1)[1])
                     return self._send(code, {"content-type": "text/html"}, b"<html><body>proxy error</body></html>")
