@@ -102,6 +102,11 @@ def check_ui(suite):
     ui.served(suite)
 
 
+@needs("ui", "run")
+def check_browser(suite):
+    ui.browse(suite)
+
+
 @needs("artifact", "run")
 def check_final_report(suite):
     artifacts.report(suite, final=True)

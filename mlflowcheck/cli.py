@@ -78,6 +78,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="the registered model that each run adds a version to (default: %(default)s)",
     )
     p.add_argument(
+        "--ui",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="check the run in a real browser (headless Chromium); default: when a Chromium is found",
+    )
+    p.add_argument(
+        "--screenshots",
+        metavar="DIR",
+        type=Path,
+        help="where the browser check saves its screenshots (default: reports/screenshots)",
+    )
+    p.add_argument(
         "--timeout",
         metavar="SECONDS",
         type=positive_float,
@@ -134,6 +146,8 @@ def main(argv: list[str] | None = None, project_dir: Path | None = None) -> int:
                 verbose=args.verbose,
                 server_log=server.log_path if server else None,
                 timeout=args.timeout,
+                ui=args.ui,
+                screenshots=(args.screenshots or project_dir / "reports" / "screenshots").resolve(),
             ),
             started=started,
         )
@@ -286,6 +300,7 @@ def write_json(suite: Suite, code: int, path: Path) -> None:
         "experiment_url": suite.experiment_url,
         "run_url": suite.run_url,
         "duration": round(time.time() - suite.started, 3),
+        "screenshots": suite.screenshots,
         "checks": [
             {"name": r.name, "status": r.status, "duration": round(r.duration, 4), "message": r.message}
             for r in suite.results

@@ -88,6 +88,7 @@ def worker_check(suite, name: str) -> None:
     """The verdict of one of the worker's checks, as this process's check."""
     results = suite.model_worker.run(suite)
     suite.model_file = results.get("model_file", "")
+    suite.registered_version = results.get("registered_version")
     result = results.get(name)
     if result is None:
         raise CheckFailed(f"The model worker did not run the {name} check.", "see the model check above.")

@@ -151,4 +151,5 @@ def run_worker_job(job: dict) -> dict:
             took = time.perf_counter() - started
             results[name] = {"status": "passed", "note": f"{suite.notes.get(name, '')} ({took:.2f}s, in parallel)"}
     results["model_file"] = suite.model_file
+    results["registered_version"] = getattr(suite.model_version, "version", None)
     return results

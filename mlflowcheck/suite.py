@@ -19,6 +19,8 @@ class Options:
     alias: str = "latest-check"
     verbose: bool = False
     server_log: Path | None = None  # the log of a server this suite started, for messages
+    ui: bool | None = None  # the browser check: True required, False off, None when a browser is found
+    screenshots: Path | None = None  # where the browser check saves its screenshots
     timeout: float | None = None  # --timeout: bounds the whole run, in seconds
 
 
@@ -47,7 +49,9 @@ class Suite:
     model_info: Any = None
     model_file: str = ""
     model_version: Any = None
+    registered_version: str | None = None  # the registry version this run added
     model_worker: Any = None  # models.ModelWorker: the model checks' parallel process
+    screenshots: list[str] = field(default_factory=list)  # files the browser check saved
     timed_out: str | None = None  # the check that was running when --timeout expired
     results: list[CheckResult] = field(default_factory=list)
     notes: dict[str, str] = field(default_factory=dict)
@@ -71,17 +75,27 @@ class Suite:
                 return result.status
         return None
 
+    def ui_url(self, path: str) -> str | None:
+        """A UI address that opens in the classic "Model training" view.
+
+        MLflow 3.17's UI chooses between its GenAI and "Model training" views by the
+        ``workflowType`` URL parameter, else the browser's last choice (localStorage), else
+        GenAI; older 3.x UIs go by the experiment tag ``mlflow.experimentKind``, which the
+        suite sets too (tracking.experiment).
+        """
+        if self.target is None:
+            return None
+        return self.target.ui_link(f"{path}?workflowType=machine_learning")
+
     @property
     def experiment_url(self) -> str | None:
-        if self.target is None or self.experiment_id is None:
-            return None
-        return self.target.ui_link(f"/experiments/{self.experiment_id}")
+        return None if self.experiment_id is None else self.ui_url(f"/experiments/{self.experiment_id}")
 
     @property
     def run_url(self) -> str | None:
-        if self.experiment_url is None or self.run_id is None:
+        if self.experiment_id is None or self.run_id is None:
             return None
-        return f"{self.experiment_url}/runs/{self.run_id}"
+        return self.ui_url(f"/experiments/{self.experiment_id}/runs/{self.run_id}")
 
     def counts(self) -> dict[str, int]:
         counts = {"passed": 0, "failed": 0, "skipped": 0}

@@ -16,6 +16,7 @@ from mlflowcheck import seed
 from mlflowcheck.diagnosis import CheckFailed
 from mlflowcheck.suite import Suite
 
+EXPERIMENT_KIND = "mlflow.experimentKind"
 STORE_TIP = "the tracking store lost or changed data; look at the server's backend store and its log."
 
 
@@ -34,11 +35,13 @@ def experiment(suite: Suite) -> None:
             break
     else:
         raise CheckFailed(f"Could not find a free experiment name near {name!r}.", "run again.")
-    suite.experiment_id = client.create_experiment(name)
+    # Open in the UI's classic view of training runs, not the GenAI one (see Suite.ui_url).
+    suite.experiment_id = client.create_experiment(name, tags={EXPERIMENT_KIND: "custom_model_development"})
     suite.experiment_name = name
     got = client.get_experiment(suite.experiment_id)
     expect_equal("experiment name", got.name, name)
     expect_equal("experiment lifecycle stage", got.lifecycle_stage, "active")
+    expect_equal("experiment kind tag", got.tags.get(EXPERIMENT_KIND), "custom_model_development")
     by_name = client.get_experiment_by_name(name)
     expect_equal("experiment found by its name", getattr(by_name, "experiment_id", None), suite.experiment_id)
     suite.note("experiment", f"{name} (id {suite.experiment_id}), artifacts at {got.artifact_location}")

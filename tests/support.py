@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ENTRY = ROOT / "test_mlflow_local.py"
 ALL_CHECKS = [
     "uri", "network", "server", "access", "versions", "experiment", "params", "metrics",
-    "dataset", "artifact", "model", "run", "registry", "search", "ui", "final_report",
+    "dataset", "artifact", "model", "run", "registry", "search", "ui", "browser", "final_report",
 ]  # fmt: skip
 
 
@@ -29,6 +29,7 @@ class SuiteRun:
     output: str
     report: dict | None
     seconds: float
+    args: tuple[str, ...] = ()
 
     def check(self, name: str) -> dict:
         return next(c for c in self.report["checks"] if c["name"] == name)
@@ -36,9 +37,22 @@ class SuiteRun:
     def statuses(self) -> dict[str, str]:
         return {c["name"]: c["status"] for c in self.report["checks"]}
 
+    def assert_all_passed(self) -> None:
+        """Every check passed; the browser check may only be skipped where it was turned off."""
+        assert self.code == 0, self.output
+        expected = dict.fromkeys(ALL_CHECKS, "passed")
+        if "--no-ui" in self.args:
+            expected["browser"] = "skipped"
+        assert self.statuses() == expected, self.output
 
-def run_suite(tmp_path: Path, *args: str, env: dict | None = None, timeout: float = 300) -> SuiteRun:
-    """Run the suite as a user would; return exit code, output and the --json report."""
+
+def run_suite(tmp_path: Path, *args: str, env: dict | None = None, timeout: float = 300, ui: bool = False) -> SuiteRun:
+    """Run the suite as a user would; return exit code, output and the --json report.
+
+    The browser check costs seconds and has tests of its own: off unless ``ui``.
+    """
+    if not ui:
+        args = (*args, "--no-ui")
     report = tmp_path / f"report-{time.monotonic_ns()}.json"
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     full_env.update(env or {})
@@ -50,7 +64,7 @@ def run_suite(tmp_path: Path, *args: str, env: dict | None = None, timeout: floa
     )  # fmt: skip
     seconds = time.monotonic() - started
     doc = json.loads(report.read_text(encoding="utf-8")) if report.exists() else None
-    return SuiteRun(proc.returncode, proc.stdout + proc.stderr, doc, seconds)
+    return SuiteRun(proc.returncode, proc.stdout + proc.stderr, doc, seconds, tuple(args))
 
 
 def start_server(workdir: Path, **kwargs) -> LocalServer:

@@ -19,7 +19,7 @@ from tests.support import run_suite
 
 def run_through_proxy(server, tmp_path, *faults: Fault, args=()):
     with FaultProxy(server.url, list(faults)) as proxy:
-        result = run_suite(tmp_path, "--tracking-uri", proxy.url, *args)
+        result = run_suite(tmp_path, "--tracking-uri", proxy.url, *args, ui="--ui" in args)
     assert proxy.hits, "the fault was never triggered"
     return result
 

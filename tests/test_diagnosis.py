@@ -10,7 +10,7 @@ import pytest
 
 from mlflowcheck.server import free_port
 from tests.faultproxy import Fault
-from tests.support import ALL_CHECKS, run_suite
+from tests.support import run_suite
 from tests.test_broken_deployments import assert_fails, run_through_proxy
 
 #: Where .ci/run installs other MLflow versions for the old-server tests (one venv each).
@@ -76,8 +76,7 @@ def test_basic_auth_with_credentials_passes_and_never_prints_them(auth_server, t
     srv, password = auth_server
     env = {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": password}
     result = run_suite(tmp_path, "--tracking-uri", srv.url, env=env)
-    assert result.code == 0, result.output
-    assert result.statuses() == dict.fromkeys(ALL_CHECKS, "passed")
+    result.assert_all_passed()
     assert password not in result.output
     assert password not in str(result.report)
 
@@ -110,8 +109,7 @@ def test_timeout_bounds_the_run_and_names_the_check_that_was_running(server, tmp
 def test_seed_era_server_mlflow_3_1_4_passes(fresh_server, tmp_path):
     srv = fresh_server(python=old_python("3.1.4"))
     result = run_suite(tmp_path, "--tracking-uri", srv.url)
-    assert result.code == 0, result.output
-    assert result.statuses() == dict.fromkeys(ALL_CHECKS, "passed")
+    result.assert_all_passed()
     assert "minor skew: server 3.1.4, client 3.17.2" in result.check("versions")["message"]
 
 

@@ -15,7 +15,7 @@ import requests
 from mlflowcheck.cli import build_parser, resolve_tracking_uri, wants_local_server
 from mlflowcheck.diagnosis import parse_target
 from mlflowcheck.server import free_port, is_listening
-from tests.support import ALL_CHECKS, ENTRY, run_suite
+from tests.support import ENTRY, run_suite
 
 
 def processes_mentioning(text: str) -> list[str]:
@@ -37,8 +37,7 @@ def test_start_server_starts_a_light_server_passes_and_stops_it(tmp_path):
     result = run_suite(
         tmp_path, "--tracking-uri", f"http://127.0.0.1:{port}", "--start-server", "--server-dir", str(server_dir)
     )
-    assert result.code == 0, result.output
-    assert result.statuses() == dict.fromkeys(ALL_CHECKS, "passed")
+    result.assert_all_passed()
     assert f"Nothing listens at http://127.0.0.1:{port}: starting `mlflow server" in result.output
     assert "Stopped the server this suite started" in result.output
     # The seed's layout, made by running it: the database and the artifact directory.

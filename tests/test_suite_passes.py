@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import sqlite3
 import xml.etree.ElementTree as ET
 
@@ -27,20 +28,21 @@ def db_rows(server, sql: str, *params):
 
 def test_suite_exits_zero_with_every_check_passed(passing):
     result, _, _ = passing
-    assert result.code == 0, result.output
-    assert result.statuses() == dict.fromkeys(ALL_CHECKS, "passed")
+    result.assert_all_passed()
     assert result.report["verdict"] == "pass"
 
 
 def test_output_has_one_line_per_check_a_verdict_and_ui_addresses(passing):
     result, _, server = passing
     lines = result.output.splitlines()
-    for name in ALL_CHECKS:
-        assert any(line.split()[:2] == ["PASS", name] for line in lines), name
-    assert "Verdict: PASS: 16 passed, 0 failed, 0 skipped" in result.output
+    for name, status in result.statuses().items():
+        assert any(line.split()[:2] == [status[:4].upper(), name] for line in lines), name
+    assert re.search(r"^  SKIP  browser +--no-ui$", result.output, re.MULTILINE)
+    assert "Verdict: PASS: 16 passed, 0 failed, 1 skipped" in result.output
     exp, run = result.report["experiment_id"], result.report["run_id"]
-    assert f"Experiment: {server.url}/#/experiments/{exp}" in result.output
-    assert f"Run:        {server.url}/#/experiments/{exp}/runs/{run}" in result.output
+    # Addresses that open in the UI's "Model training" view, not the GenAI one.
+    assert f"Experiment: {server.url}/#/experiments/{exp}?workflowType=machine_learning" in result.output
+    assert f"Run:        {server.url}/#/experiments/{exp}/runs/{run}?workflowType=machine_learning" in result.output
 
 
 def test_junit_xml_lists_every_check_as_a_passed_testcase(passing):
@@ -48,7 +50,8 @@ def test_junit_xml_lists_every_check_as_a_passed_testcase(passing):
     cases = ET.parse(junit).getroot().iter("testcase")
     names = {c.get("name").removeprefix("check_"): c for c in cases}
     assert sorted(names) == sorted(ALL_CHECKS)
-    assert not any(list(c) for c in names.values())  # no failure/skipped/error children
+    outcomes = {name: [child.tag for child in case] for name, case in names.items()}
+    assert outcomes == {**dict.fromkeys(ALL_CHECKS, []), "browser": ["skipped"]}
 
 
 def test_experiment_run_params_and_metrics_are_in_the_servers_database(passing):
@@ -62,6 +65,12 @@ def test_experiment_run_params_and_metrics_are_in_the_servers_database(passing):
     assert exp_name == result.report["experiment_name"]
     assert exp_name.startswith("本地测试实验_")
     assert (stage, location.split(":")[0]) == ("active", "mlflow-artifacts")
+    kind = db_rows(
+        server,
+        "select value from experiment_tags where experiment_id = ? and key = 'mlflow.experimentKind'",
+        result.report["experiment_id"],
+    )
+    assert kind == [("custom_model_development",)]
     assert db_rows(server, "select name, status from runs where run_uuid = ?", run_id) == [("本地测试运行", "FINISHED")]
     params = dict(db_rows(server, "select key, value from params where run_uuid = ?", run_id))
     assert params == {"learning_rate": "0.01", "batch_size": "32", "epochs": "10", "model_type": "local_test"}
