@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import statistics
 import subprocess
 import sys
@@ -25,7 +26,9 @@ sys.path.insert(0, str(ROOT))
 
 from mlflowcheck.server import LocalServer  # noqa: E402
 
-SUITE = [sys.executable, str(ROOT / "test_mlflow_local.py"), "--tracking-uri"]
+# The seed-style script opens no browser: compare like with like (--no-ui), and time the
+# browser check on its own (browser_check_seconds).
+SUITE = [sys.executable, str(ROOT / "test_mlflow_local.py"), "--no-ui", "--tracking-uri"]
 SEED = [sys.executable, str(ROOT / "benchmarks" / "seed_style.py")]
 
 
@@ -70,6 +73,22 @@ def backend_uri(name: str, workdir: Path):
         raise SystemExit(f"unknown backend {name!r}")
 
 
+def browser_check_seconds(url: str, cwd: Path, runs: int) -> list[float]:
+    """The browser check's own duration, from the suite's JSON report (needs Chromium)."""
+    from mlflowcheck.ui import find_browser
+
+    if find_browser()[0] is None:
+        return []
+    times = []
+    for i in range(runs):
+        report = cwd / f"browser-{i}.json"
+        cmd = [sys.executable, str(ROOT / "test_mlflow_local.py"), "--ui", "--tracking-uri", url, "--json", str(report)]
+        timed([*cmd, "--screenshots", str(cwd / "shots")], cwd)
+        checks = json.loads(report.read_text(encoding="utf-8"))["checks"]
+        times.append(next(c["duration"] for c in checks if c["name"] == "browser"))
+    return times
+
+
 def bench(backend: str, runs: int, with_seed: bool) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"bench-{backend}-") as tmp:
         work = Path(tmp)
@@ -82,7 +101,8 @@ def bench(backend: str, runs: int, with_seed: bool) -> dict:
                     seed.append(timed([*SEED, srv.url], work))
                 line = f"  {backend:10} run {i + 1}: suite {suite[-1]:.2f}s"
                 print(line + (f"  seed-style {seed[-1]:.2f}s  ratio {suite[-1] / seed[-1]:.2f}" if seed else ""))
-    return {"suite": suite, "seed": seed}
+            browser = browser_check_seconds(srv.url, work, runs) if with_seed else []
+    return {"suite": suite, "seed": seed, "browser": browser}
 
 
 def main() -> int:
@@ -101,6 +121,8 @@ def main() -> int:
                 f"; seed-style median {statistics.median(r['seed']):.2f}s; median ratio suite/seed "
                 f"{statistics.median(ratios):.2f} (target <= 0.60)"
             )
+        if r["browser"]:
+            text += f"\n{'':10} browser check (--ui) median {statistics.median(r['browser']):.2f}s on top"
         summary.append(text)
     print("\n".join(["", f"Results over {args.runs} runs each (one warm light server per backend):", *summary]))
     return 0

@@ -92,28 +92,29 @@ def test_only_the_default_address_is_started_without_start_server(argv, expected
 
 def test_keep_serving_serves_the_results_until_ctrl_c_then_stops(tmp_path):
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(ENTRY), "--tracking-uri", f"http://127.0.0.1:{port}", "--start-server",
-         "--server-dir", str(tmp_path), "--keep-serving", "-k", "not model and not registry"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, cwd=tmp_path,
-    )  # fmt: skip
-    try:
-        lines = []
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            lines.append(line)
-            if not line or line.startswith("Serving the results"):
-                break
-        assert lines[-1].startswith(f"Serving the results at http://127.0.0.1:{port}/"), "".join(lines)
-        assert "Verdict: PASS" in "".join(lines)
-        assert requests.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 200
-        proc.send_signal(signal.SIGINT)
-        rest, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    command = [
+        sys.executable, str(ENTRY), "--tracking-uri", f"http://127.0.0.1:{port}", "--start-server",
+        "--server-dir", str(tmp_path), "--keep-serving", "--no-ui", "-k", "not model and not registry",
+    ]  # fmt: skip
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, cwd=tmp_path
+    ) as proc:
+        try:
+            lines = []
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline:
+                line = proc.stdout.readline()
+                lines.append(line)
+                if not line or line.startswith("Serving the results"):
+                    break
+            assert lines[-1].startswith(f"Serving the results at http://127.0.0.1:{port}/"), "".join(lines)
+            assert "Verdict: PASS" in "".join(lines)
+            assert requests.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 200
+            proc.send_signal(signal.SIGINT)
+            rest, _ = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
     assert proc.returncode == 0
     assert "Stopped the server this suite started." in rest
     assert not is_listening("127.0.0.1", port)
