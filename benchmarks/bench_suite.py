@@ -11,20 +11,19 @@ Target: ratio <= 0.6 on SQLite.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mlflowcheck.server import LocalServer  # noqa: E402
+from tests.databases import throwaway_database  # noqa: E402
 
 # The seed-style script opens no browser: compare like with like (--no-ui), and time the
 # browser check on its own (browser_check_seconds).
@@ -40,37 +39,6 @@ def timed(cmd: list[str], cwd: Path) -> float:
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return seconds
-
-
-@contextlib.contextmanager
-def backend_uri(name: str, workdir: Path):
-    if name == "sqlite":
-        yield "sqlite:///my.db"
-        return
-    db = f"mlflowcheck_bench_{uuid.uuid4().hex[:8]}"
-    if name == "postgresql":
-        import psycopg2
-
-        admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test", connect_timeout=5)
-        admin.autocommit = True
-        admin.cursor().execute(f'CREATE DATABASE "{db}"')
-        try:
-            yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{db}"
-        finally:
-            admin.cursor().execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-            admin.close()
-    elif name == "mariadb":
-        import pymysql
-
-        admin = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True)
-        admin.cursor().execute(f"CREATE DATABASE `{db}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
-        try:
-            yield f"mysql+pymysql://root@127.0.0.1:3306/{db}?charset=utf8mb4"
-        finally:
-            admin.cursor().execute(f"DROP DATABASE IF EXISTS `{db}`")
-            admin.close()
-    else:
-        raise SystemExit(f"unknown backend {name!r}")
 
 
 def browser_check_seconds(url: str, cwd: Path, runs: int) -> list[float]:
@@ -92,7 +60,10 @@ def browser_check_seconds(url: str, cwd: Path, runs: int) -> list[float]:
 def bench(backend: str, runs: int, with_seed: bool) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"bench-{backend}-") as tmp:
         work = Path(tmp)
-        with backend_uri(backend, work) as uri, LocalServer(workdir=work / "server", backend_store_uri=uri) as srv:
+        with (
+            throwaway_database(backend, work) as db,
+            LocalServer(workdir=work / "server", backend_store_uri=db.uri) as srv,
+        ):
             timed([*SUITE, srv.url], work)  # warm-up: first-request costs on the server side
             suite, seed = [], []
             for i in range(runs):

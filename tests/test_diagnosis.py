@@ -118,3 +118,8 @@ def test_mlflow_2_server_fails_versions_with_the_upgrade_fix(fresh_server, tmp_p
     result = run_suite(tmp_path, "--tracking-uri", srv.url)
     assert_fails(result, "versions", "The server runs MLflow 2.22.5", "upgrade the server to MLflow 3.x")
     assert result.statuses()["experiment"] == "skipped"
+
+
+def test_https_to_a_plain_http_server_is_named_as_a_scheme_problem(server, tmp_path):
+    result = run_suite(tmp_path, "--tracking-uri", server.url.replace("http://", "https://"))
+    assert_fails(result, "server", "accepted the connection but the HTTP request failed", "http vs https", code=2)

@@ -1,0 +1,103 @@
+"""Throwaway databases on the local PostgreSQL and MariaDB servers (and SQLite files), for the
+backend tests and the benchmark: created with a unique name, dropped afterwards."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
+MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": "", "database": "test"}
+BACKENDS = ("sqlite", "postgresql", "mariadb")
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database server is not reachable."""
+
+
+@dataclass
+class Database:
+    uri: str  # the SQLAlchemy URI for `mlflow server --backend-store-uri`
+    query: Callable[..., list[tuple]]  # query(sql with %s placeholders, *params) -> rows
+
+
+@contextmanager
+def throwaway_database(backend: str, directory: Path) -> Iterator[Database]:
+    name = f"mlflowcheck_{uuid.uuid4().hex[:12]}"
+    if backend == "sqlite":
+        yield sqlite_database(directory / "my.db")
+    elif backend == "postgresql":
+        with postgres_database(name) as db:
+            yield db
+    elif backend == "mariadb":
+        with mariadb_database(name) as db:
+            yield db
+    else:
+        raise ValueError(f"unknown backend {backend!r}; one of {BACKENDS}")
+
+
+def sqlite_database(path: Path) -> Database:
+    def query(sql, *params):
+        with sqlite3.connect(path) as con:
+            return con.execute(sql.replace("%s", "?"), params).fetchall()
+
+    return Database(f"sqlite:///{path}", query)
+
+
+@contextmanager
+def postgres_database(name: str) -> Iterator[Database]:
+    import psycopg2
+
+    try:
+        admin = psycopg2.connect(connect_timeout=5, **PG)
+    except psycopg2.OperationalError as exc:
+        raise DatabaseUnavailable(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {exc}") from None
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0")
+
+    def query(sql, *params):
+        with psycopg2.connect(connect_timeout=5, **{**PG, "dbname": name}) as con, con.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall()
+
+    try:
+        yield Database(f"postgresql+psycopg2://{PG['user']}@{PG['host']}:{PG['port']}/{name}", query)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@contextmanager
+def mariadb_database(name: str) -> Iterator[Database]:
+    import pymysql
+
+    try:
+        admin = pymysql.connect(connect_timeout=5, autocommit=True, **MARIADB)
+    except pymysql.err.OperationalError as exc:
+        raise DatabaseUnavailable(f"MariaDB at 127.0.0.1:3306 is not reachable: {exc}") from None
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+
+    def query(sql, *params):
+        con = pymysql.connect(connect_timeout=5, charset="utf8mb4", **{**MARIADB, "database": name})
+        try:
+            with con.cursor() as cur:
+                cur.execute(sql, params)
+                return [tuple(row) for row in cur.fetchall()]
+        finally:
+            con.close()
+
+    try:
+        yield Database(
+            f"mysql+pymysql://{MARIADB['user']}@{MARIADB['host']}:{MARIADB['port']}/{name}?charset=utf8mb4", query
+        )
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.close()
