@@ -118,6 +118,19 @@ def resolve_tracking_uri(cli_value: str | None) -> str:
 
 def main(argv: list[str] | None = None, project_dir: Path | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        return run(args, project_dir)
+    except OSError as exc:  # e.g. an unwritable --json, --junitxml or --screenshots path
+        if args.verbose:
+            raise
+        sys.stdout.write(f"error: {exc}\nTip: check the paths given to the options and their permissions.\n")
+        return EXIT_NO_RUN
+
+
+def run(args, project_dir: Path | None) -> int:
+    for path in (args.json, args.junitxml):  # fail before logging anything, not after
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
     # MLflow's client telemetry would call out to the internet; the suite talks to the
     # tracking server only. (Inherited by the model worker.)
@@ -258,10 +271,14 @@ def run_checks(suite: Suite, args, out) -> int:
         suite.model_worker.stop()
         shutil.rmtree(suite.tmp, ignore_errors=True)
     code = suite.exit_code()
-    if status not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not suite.results:
+    if status == pytest.ExitCode.INTERRUPTED:
+        out.write("Interrupted (Ctrl+C): the checks after the last line above did not run.\n")
+        code = EXIT_NO_RUN
+    elif status not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not suite.results:
         out.write(
             f"error: the checks did not run (pytest exit status {int(status)}).\n"
-            "Tip: run with --verbose; check the -k expression.\n"
+            "Tip: check the -k expression (it must match some of the checks listed in the README), "
+            "or run with --verbose.\n"
         )
         code = EXIT_NO_RUN
     summarize(suite, code, out)

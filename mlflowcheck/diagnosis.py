@@ -366,10 +366,12 @@ KNOWN_SERVER_ERRORS = [
 ]
 
 
-def known_server_error(text: str) -> CheckFailed | None:
+def known_server_error(text: str, quote: bool = True) -> CheckFailed | None:
+    """The cause and fix for a server error message we recognise (quoting it, if asked)."""
     for pattern, cause, tip in KNOWN_SERVER_ERRORS:
         if re.search(pattern, text, re.IGNORECASE):
-            return CheckFailed(f"{cause}. The server said: {first_line(server_text(text))}", tip)
+            said = f" The server said: {first_line(server_text(text))}" if quote else ""
+            return CheckFailed(f"{cause}.{said}", tip)
     return None
 
 

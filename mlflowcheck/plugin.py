@@ -14,7 +14,7 @@ from typing import TextIO
 
 import pytest
 
-from mlflowcheck.diagnosis import CheckFailed, explain
+from mlflowcheck.diagnosis import CheckFailed, explain, known_server_error
 from mlflowcheck.server import log_errors, log_size
 from mlflowcheck.suite import CheckResult, Suite
 
@@ -83,7 +83,9 @@ class SuitePlugin:
             text = str(failure)
             said = log_errors(self.suite.options.server_log, since=self.log_offset)
             if said and not failure.fatal:
-                text += f"\nThe server's log ({self.suite.options.server_log}) says:\n{said}"
+                # The server's own words may name a cause its HTTP answer did not.
+                failure = (None if timed_out else known_server_error(said, quote=False)) or failure
+                text = f"{failure}\nThe server's log ({self.suite.options.server_log}) says:\n{said}"
             if self.suite.options.verbose:
                 text += "\n" + str(report.longrepr)
             report.longrepr = text

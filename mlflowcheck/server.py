@@ -165,7 +165,9 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-ERROR_LINE = re.compile(r"\bERROR\b|^\s*[\w.]*(Error|Exception)\b|^\S+: .*(error|denied|refused)", re.IGNORECASE)
+#: A server log line that says what went wrong: logged at ERROR, or an exception's last line.
+#: (Access-log lines such as '"PUT ..." 500 Internal Server Error' are not.)
+ERROR_LINE = re.compile(r"\bERROR\b|^\s*[\w.]*(Error|Exception)\b")
 
 
 def log_size(path: Path | None) -> int:

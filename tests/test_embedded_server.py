@@ -119,3 +119,20 @@ def test_keep_serving_serves_the_results_until_ctrl_c_then_stops(tmp_path):
     assert "Stopped the server this suite started." in rest
     assert not is_listening("127.0.0.1", port)
     assert processes_mentioning(f"--port {port}") == []
+
+
+def test_failures_quote_the_error_lines_of_the_server_the_suite_started(tmp_path):
+    # The started server's artifact directory cannot be created: a file is in the way.
+    server_dir = tmp_path / "project"
+    server_dir.mkdir()
+    (server_dir / "mlartifacts").write_text("")
+    result = run_suite(
+        tmp_path, "--tracking-uri", f"http://127.0.0.1:{free_port()}", "--start-server",
+        "--server-dir", str(server_dir), "-k", "not model and not registry",
+    )  # fmt: skip
+    assert result.code == 1, result.output
+    message = result.check("artifact")["message"]
+    assert "The server cannot write to its artifact store." in message  # named from the log
+    assert "NotADirectoryError" in message
+    assert f"The server's log ({server_dir / 'mlflow-server.log'}) says:" in message
+    assert "ERROR" in message.split("says:")[1]
