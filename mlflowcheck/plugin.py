@@ -92,9 +92,8 @@ class SuitePlugin:
         return report
 
     def pytest_runtest_logreport(self, report):
+        # One line per check: its call, or the setup that skipped (or broke) it.
         if report.when == "call" or report.outcome != "passed":
-            if report.when == "teardown" and report.outcome == "passed":
-                return
             self.record(report)
 
     def record(self, report) -> None:
