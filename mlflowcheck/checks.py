@@ -77,6 +77,17 @@ def check_artifact(suite):
     artifacts.report(suite)
 
 
+# Checks that need no model run here, while the model worker finishes its imports.
+@needs("metrics")
+def check_search(suite):
+    tracking.search(suite)
+
+
+@needs("server")
+def check_ui(suite):
+    ui.served(suite)
+
+
 @needs("dataset", "artifact")
 def check_model(suite):
     worker_check(suite, "model")
@@ -90,16 +101,6 @@ def check_run(suite):
 @needs("model")
 def check_registry(suite):
     worker_check(suite, "registry")
-
-
-@needs("run", "metrics")
-def check_search(suite):
-    tracking.search(suite)
-
-
-@needs("server")
-def check_ui(suite):
-    ui.served(suite)
 
 
 @needs("ui", "run")

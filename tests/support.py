@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ENTRY = ROOT / "test_mlflow_local.py"
 ALL_CHECKS = [
     "uri", "network", "server", "access", "versions", "experiment", "params", "metrics",
-    "dataset", "artifact", "model", "run", "registry", "search", "ui", "browser", "final_report",
+    "dataset", "artifact", "search", "ui", "model", "run", "registry", "browser", "final_report",
 ]  # fmt: skip
 
 
