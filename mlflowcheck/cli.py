@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -118,13 +119,23 @@ def resolve_tracking_uri(cli_value: str | None) -> str:
 
 def main(argv: list[str] | None = None, project_dir: Path | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # SIGTERM (a CI timeout, `kill`) would end Python without running `finally`, leaving a
+    # server the suite started behind; handled like Ctrl+C, everything is stopped first.
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         return run(args, project_dir)
+    except KeyboardInterrupt:  # outside the checks, e.g. while a server starts (it was stopped)
+        sys.stdout.write("Interrupted.\n")
+        return EXIT_NO_RUN
     except OSError as exc:  # e.g. an unwritable --json, --junitxml or --screenshots path
         if args.verbose:
             raise
         sys.stdout.write(f"error: {exc}\nTip: check the paths given to the options and their permissions.\n")
         return EXIT_NO_RUN
+
+
+def interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def run(args, project_dir: Path | None) -> int:

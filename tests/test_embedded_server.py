@@ -90,7 +90,8 @@ def test_only_the_default_address_is_started_without_start_server(argv, expected
     assert wants_local_server(args, target) is expected
 
 
-def test_keep_serving_serves_the_results_until_ctrl_c_then_stops(tmp_path):
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_keep_serving_serves_the_results_until_stopped_then_stops_the_server(tmp_path, stop_signal):
     port = free_port()
     command = [
         sys.executable, str(ENTRY), "--tracking-uri", f"http://127.0.0.1:{port}", "--start-server",
@@ -110,13 +111,45 @@ def test_keep_serving_serves_the_results_until_ctrl_c_then_stops(tmp_path):
             assert lines[-1].startswith(f"Serving the results at http://127.0.0.1:{port}/"), "".join(lines)
             assert "Verdict: PASS" in "".join(lines)
             assert requests.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 200
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(stop_signal)
+            rest, _ = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:  # give it the chance to stop its server before the kill
+                proc.terminate()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+    assert proc.returncode == 0
+    assert "Stopped the server this suite started." in rest
+    assert not is_listening("127.0.0.1", port)
+    assert processes_mentioning(f"--port {port}") == []
+
+
+def test_sigterm_during_the_checks_still_stops_the_server_the_suite_started(tmp_path):
+    port = free_port()
+    command = [
+        sys.executable, str(ENTRY), "--tracking-uri", f"http://127.0.0.1:{port}", "--start-server",
+        "--server-dir", str(tmp_path), "--no-ui",
+    ]  # fmt: skip
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, cwd=tmp_path
+    ) as proc:
+        try:
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline:  # wait until the checks are under way
+                line = proc.stdout.readline()
+                if not line or "PASS  experiment" in line:
+                    break
+            assert "PASS  experiment" in line
+            proc.send_signal(signal.SIGTERM)
             rest, _ = proc.communicate(timeout=60)
         finally:
             if proc.poll() is None:
                 proc.kill()
-    assert proc.returncode == 0
-    assert "Stopped the server this suite started." in rest
+    assert proc.returncode == 2, rest
+    assert "Interrupted" in rest
+    assert "Stopped the server this suite started" in rest
     assert not is_listening("127.0.0.1", port)
     assert processes_mentioning(f"--port {port}") == []
 
