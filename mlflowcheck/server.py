@@ -145,9 +145,6 @@ class LocalServer:
             proc.wait(timeout=5)
         self.process = None
 
-    def log_tail(self, lines: int = 30) -> str:
-        return tail(self.log_path, lines)
-
     def __enter__(self) -> LocalServer:
         return self.start()
 

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from mlflowcheck import seed
-from mlflowcheck.diagnosis import CheckFailed, describe_response, http
+from mlflowcheck.diagnosis import CheckFailed, describe_response, first_line, http
 from mlflowcheck.suite import Suite
 
 
@@ -120,10 +120,6 @@ def browser_auth() -> dict:
     if os.environ.get("MLFLOW_TRACKING_TOKEN"):
         return {"extra_http_headers": {"Authorization": f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"}}
     return {}
-
-
-def first_line(text: str) -> str:
-    return (text.strip().splitlines() or [""])[0][:300]
 
 
 class UserPages:

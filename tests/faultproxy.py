@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -109,6 +108,3 @@ class FaultProxy:
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _any
 
         return Handler
-
-
-ProxyFactory = Callable[..., FaultProxy]
