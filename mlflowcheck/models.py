@@ -111,7 +111,7 @@ def registry(suite: Suite) -> None:
             f"Alias {alias!r} of {name!r} resolves to version {by_alias.version}, not {version}.", REGISTRY_TIP
         )
     predictions_match(suite, f"models:/{name}@{alias}", suite.model.predict(suite.data[seed.FEATURES]))
-    suite.model_version = got
+    suite.registered_version = str(version)
     suite.note("registry", f"{name} version {version}, alias @{alias}, predictions equal")
 
 
@@ -151,5 +151,5 @@ def run_worker_job(job: dict) -> dict:
             took = time.perf_counter() - started
             results[name] = {"status": "passed", "note": f"{suite.notes.get(name, '')} ({took:.2f}s, in parallel)"}
     results["model_file"] = suite.model_file
-    results["registered_version"] = getattr(suite.model_version, "version", None)
+    results["registered_version"] = suite.registered_version
     return results

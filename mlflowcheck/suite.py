@@ -48,7 +48,6 @@ class Suite:
     model: Any = None  # the trained LogisticRegression
     model_info: Any = None
     model_file: str = ""
-    model_version: Any = None
     registered_version: str | None = None  # the registry version this run added
     model_worker: Any = None  # models.ModelWorker: the model checks' parallel process
     screenshots: list[str] = field(default_factory=list)  # files the browser check saved
@@ -93,9 +92,13 @@ class Suite:
 
     @property
     def run_url(self) -> str | None:
+        return self.run_page_url()
+
+    def run_page_url(self, tab: str = "") -> str | None:
+        """The run's page in the UI, or one of its tabs ("model-metrics", "artifacts")."""
         if self.experiment_id is None or self.run_id is None:
             return None
-        return self.ui_url(f"/experiments/{self.experiment_id}/runs/{self.run_id}")
+        return self.ui_url(f"/experiments/{self.experiment_id}/runs/{self.run_id}" + (f"/{tab}" if tab else ""))
 
     def counts(self) -> dict[str, int]:
         counts = {"passed": 0, "failed": 0, "skipped": 0}

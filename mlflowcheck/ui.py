@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from mlflowcheck import seed
-from mlflowcheck.diagnosis import CheckFailed, describe_response, first_line, http
+from mlflowcheck.diagnosis import CheckFailed, auth_from_env, describe_response, first_line, http
 from mlflowcheck.suite import Suite
 
 
@@ -112,13 +112,13 @@ def browse(suite: Suite) -> None:
 
 
 def browser_auth() -> dict:
-    import os
-
-    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
-    if user and password:
+    """The client's credentials (diagnosis.auth_from_env), in Playwright's terms."""
+    creds = auth_from_env()
+    if "auth" in creds:
+        user, password = creds["auth"]
         return {"http_credentials": {"username": user, "password": password}}
-    if os.environ.get("MLFLOW_TRACKING_TOKEN"):
-        return {"extra_http_headers": {"Authorization": f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"}}
+    if "headers" in creds:
+        return {"extra_http_headers": creds["headers"]}
     return {}
 
 
@@ -127,7 +127,7 @@ class UserPages:
 
     def __init__(self, suite: Suite, page, shots: Path):
         self.suite, self.page, self.shots = suite, page, shots
-        self.run_shot = shots / f"{suite.run_id}-run.png"
+        self.run_shot: Path | None = None
 
     def open(self, url: str, what: str) -> None:
         from playwright.sync_api import Error as PlaywrightError
@@ -151,10 +151,10 @@ class UserPages:
                 f"The {what} does not show {text!r} within {WAIT_MS // 1000}s (screenshot: {shot}).", PAGE_TIP
             ) from None
 
-    def shot(self, name: str) -> Path:
+    def shot(self, name: str, full_page: bool = False) -> Path:
         path = self.shots / f"{self.suite.run_id}-{name}.png"
         self.close_side_panel()
-        self.page.screenshot(path=str(path))
+        self.page.screenshot(path=str(path), full_page=full_page)
         self.suite.screenshots.append(str(path))
         return path
 
@@ -184,14 +184,10 @@ class UserPages:
         if self.suite.outcome("registry") == "passed":
             self.expect(self.suite.options.registered_model, "run page's registered models", exact=False)
             self.expect(f"v{self.suite.registered_version}", "run page's registered models")
-        self.page.screenshot(path=str(self.run_shot), full_page=True)
-        self.suite.screenshots.append(str(self.run_shot))
+        self.run_shot = self.shot("run", full_page=True)
 
     def metrics(self) -> None:
-        self.open(
-            self.suite.ui_url(f"/experiments/{self.suite.experiment_id}/runs/{self.suite.run_id}/model-metrics"),
-            "metric charts",
-        )
+        self.open(self.suite.run_page_url("model-metrics"), "metric charts")
         for metric in ("accuracy", "loss"):
             self.expect(metric, "metric charts")
         self.page.locator("canvas, svg.main-svg, .js-plotly-plot").first.wait_for(state="visible")
@@ -199,10 +195,7 @@ class UserPages:
 
     def artifacts(self) -> None:
         folder, name = seed.REPORT_PATH.split("/")
-        self.open(
-            self.suite.ui_url(f"/experiments/{self.suite.experiment_id}/runs/{self.suite.run_id}/artifacts"),
-            "artifacts tab",
-        )
+        self.open(self.suite.run_page_url("artifacts"), "artifacts tab")
         self.expect(folder, "artifacts tab")
         self.page.get_by_text(folder, exact=True).first.click()
         self.expect(name, "artifacts tab")
