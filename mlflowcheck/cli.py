@@ -301,9 +301,7 @@ def run_checks(suite: Suite, args, out) -> int:
 def summarize(suite: Suite, code: int, out) -> None:
     c = suite.counts()
     verdict = {0: "PASS", 1: "FAIL", 2: "ERROR (the suite could not run)"}[code]
-    expired = ""
-    if suite.timed_out:
-        expired = f" (the --timeout of {suite.options.timeout:g}s expired during '{suite.timed_out}')"
+    expired = f" ({suite.expiry})" if suite.timed_out else ""
     out.write(
         f"Verdict: {verdict}: {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped "
         f"in {time.time() - suite.started:.1f}s{expired}\n"

@@ -8,6 +8,7 @@ Every message names the cause and ends with what to do ("Tip: ...").
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -266,7 +267,7 @@ def server_message(resp: requests.Response) -> str:
         payload = None
     if isinstance(payload, dict) and payload.get("message"):
         return str(payload["message"])
-    text = " ".join(re.sub(r"<[^>]+>", " ", resp.text).split())
+    text = html_text(resp.text)
     if "html" in resp.headers.get("content-type", "") and (not text or "<html" in resp.text.lower()):
         page = f": {first_line(text, 200)}" if text else ""
         return f"HTTP {resp.status_code} with an HTML error page{page} (look in the server's log)"
@@ -297,7 +298,7 @@ def explain(exc: BaseException) -> CheckFailed:
             )
         if "<html" in text.lower() or "<!doctype" in text.lower():
             return CheckFailed(
-                f"The server answered with an HTML error page: {first_line(re.sub(r'<[^>]+>', ' ', text))}",
+                f"The server answered with an HTML error page: {first_line(html_text(text))}",
                 "the server (or a proxy in front of it) failed; look in the server's log.",
             )
         return CheckFailed(first_line(text), "look in the server's log for the request that failed.")
@@ -330,6 +331,11 @@ def explain_http_error(resp: requests.Response) -> CheckFailed:
             "is writable by the server process and has free space; the server's log names the error.",
         )
     return CheckFailed(f"{request} answered {said}.", "look in the server's log for this request.")
+
+
+def html_text(markup: str) -> str:
+    """The words of an HTML page (or of plain text), on one line."""
+    return " ".join(re.sub(r"<[^>]+>", " ", markup).split())
 
 
 def first_line(text: str, limit: int = 400) -> str:
@@ -380,8 +386,6 @@ def server_text(text: str) -> str:
     match = re.search(r"Response body: '(.*)'", text, re.DOTALL)
     body = match.group(1) if match else text
     try:
-        import json
-
         payload = json.loads(body)
         if isinstance(payload, dict) and payload.get("message"):
             return str(payload["message"])

@@ -65,7 +65,7 @@ class SuitePlugin:
         self.current = check_name(item)
         self.log_offset = log_size(self.suite.options.server_log)
         if self.suite.timed_out:
-            pytest.skip(f"the --timeout of {self.suite.options.timeout:g}s expired during '{self.suite.timed_out}'")
+            pytest.skip(self.suite.expiry)
         marker = item.get_closest_marker("needs")
         for dep in marker.args if marker else ():
             status = self.suite.outcome(dep)

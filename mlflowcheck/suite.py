@@ -57,6 +57,11 @@ class Suite:
     started: float = field(default_factory=time.time)
     tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mlflowcheck-")))
 
+    @property
+    def expiry(self) -> str:
+        """What the verdict and the skipped checks say once --timeout has expired."""
+        return f"the --timeout of {self.options.timeout:g}s expired during '{self.timed_out}'"
+
     def remaining(self, cap: float) -> float:
         """Seconds left under --timeout, at most ``cap``."""
         if self.options.timeout is None:
