@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -90,36 +91,50 @@ def test_only_the_default_address_is_started_without_start_server(argv, expected
     assert wants_local_server(args, target) is expected
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_keep_serving_serves_the_results_until_stopped_then_stops_the_server(tmp_path, stop_signal):
-    port = free_port()
+@contextlib.contextmanager
+def suite_process(tmp_path, port: int, *args: str):
+    """The suite started on a free port with --start-server, its output on a pipe; ended
+    with SIGTERM (then SIGKILL) if the test leaves it running, so it can stop its server."""
     command = [
         sys.executable, str(ENTRY), "--tracking-uri", f"http://127.0.0.1:{port}", "--start-server",
-        "--server-dir", str(tmp_path), "--keep-serving", "--no-ui", "-k", "not model and not registry",
+        "--server-dir", str(tmp_path), "--no-ui", *args,
     ]  # fmt: skip
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, cwd=tmp_path
     ) as proc:
         try:
-            lines = []
-            deadline = time.monotonic() + 180
-            while time.monotonic() < deadline:
-                line = proc.stdout.readline()
-                lines.append(line)
-                if not line or line.startswith("Serving the results"):
-                    break
-            assert lines[-1].startswith(f"Serving the results at http://127.0.0.1:{port}/"), "".join(lines)
-            assert "Verdict: PASS" in "".join(lines)
-            assert requests.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 200
-            proc.send_signal(stop_signal)
-            rest, _ = proc.communicate(timeout=60)
+            yield proc
         finally:
-            if proc.poll() is None:  # give it the chance to stop its server before the kill
+            if proc.poll() is None:
                 proc.terminate()
                 try:
                     proc.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+
+
+def read_until(proc, marker: str, seconds: float = 180) -> str:
+    """The suite's output up to and including the first line containing ``marker``."""
+    lines = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        lines.append(line)
+        if not line or marker in line:
+            break
+    return "".join(lines)
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_keep_serving_serves_the_results_until_stopped_then_stops_the_server(tmp_path, stop_signal):
+    port = free_port()
+    with suite_process(tmp_path, port, "--keep-serving", "-k", "not model and not registry") as proc:
+        seen = read_until(proc, "Serving the results")
+        assert seen.splitlines()[-1].startswith(f"Serving the results at http://127.0.0.1:{port}/"), seen
+        assert "Verdict: PASS" in seen
+        assert requests.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 200
+        proc.send_signal(stop_signal)
+        rest, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0
     assert "Stopped the server this suite started." in rest
     assert not is_listening("127.0.0.1", port)
@@ -128,25 +143,11 @@ def test_keep_serving_serves_the_results_until_stopped_then_stops_the_server(tmp
 
 def test_sigterm_during_the_checks_still_stops_the_server_the_suite_started(tmp_path):
     port = free_port()
-    command = [
-        sys.executable, str(ENTRY), "--tracking-uri", f"http://127.0.0.1:{port}", "--start-server",
-        "--server-dir", str(tmp_path), "--no-ui",
-    ]  # fmt: skip
-    with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, cwd=tmp_path
-    ) as proc:
-        try:
-            deadline = time.monotonic() + 180
-            while time.monotonic() < deadline:  # wait until the checks are under way
-                line = proc.stdout.readline()
-                if not line or "PASS  experiment" in line:
-                    break
-            assert "PASS  experiment" in line
-            proc.send_signal(signal.SIGTERM)
-            rest, _ = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+    with suite_process(tmp_path, port) as proc:
+        seen = read_until(proc, "PASS  experiment")  # the checks are under way
+        assert "PASS  experiment" in seen
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=60)
     assert proc.returncode == 2, rest
     assert "Interrupted" in rest
     assert "Stopped the server this suite started" in rest
