@@ -3,6 +3,8 @@
 
 python test_mlflow_local.py                  # the server at http://127.0.0.1:3111
 python test_mlflow_local.py --help           # options and exit codes
+
+Installed with `pip install .`, the `mlflowcheck` command does the same.
 """
 
 import gc

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlflowcheck import artifacts, diagnosis, tracking, ui
+from mlflowcheck import artifacts, cleanup, diagnosis, tracking, ui
 from mlflowcheck.model_worker import worker_check
 
 needs = pytest.mark.needs
@@ -111,3 +111,9 @@ def check_browser(suite):
 @needs("artifact", "run")
 def check_final_report(suite):
     artifacts.report(suite, final=True)
+
+
+# Only with --cleanup (the plugin deselects it otherwise); no prerequisites: whatever this
+# run created before a failure is deleted too.
+def check_cleanup(suite):
+    cleanup.cleanup(suite)

@@ -2,13 +2,16 @@
 
 Exit codes: 0 every check passed; 1 a check failed; 2 the suite could not run (no server,
 not an MLflow server, bad option).
+
+Credentials in the tracking URI are taken out here, first thing: from then on the process
+knows the URI only without them (secrets.split_credentials).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
+import gc
 import os
 import shutil
 import signal
@@ -16,13 +19,16 @@ import sys
 import time
 from pathlib import Path
 
-from mlflowcheck import diagnosis
+from mlflowcheck import diagnosis, render
 from mlflowcheck.diagnosis import DEFAULT_TRACKING_URI, CheckFailed
-from mlflowcheck.server import LOCAL_HOSTS, LocalServer, ServerStartError, is_listening, missing_driver, redact
+from mlflowcheck.secrets import redact_backend_uri, split_credentials, use_credentials
+from mlflowcheck.server import LOCAL_HOSTS, LocalServer, ServerStartError, is_listening, missing_driver
 from mlflowcheck.suite import Options, Suite
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 EXIT_OK, EXIT_FAILED, EXIT_NO_RUN = 0, 1, 2
+#: Without --timeout the whole run is still bounded: no wait of the suite's can hang it.
+DEFAULT_TIMEOUT = 900.0
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -79,6 +85,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="the registered model that each run adds a version to (default: %(default)s)",
     )
     p.add_argument(
+        "--alias",
+        metavar="NAME",
+        help="the registry alias the run points at its version (default: check-<run id>, the run's own)",
+    )
+    p.add_argument(
+        "--cleanup",
+        action="store_true",
+        help="after the checks, delete what this run created on the server (and nothing else)",
+    )
+    p.add_argument(
         "--ui",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -94,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout",
         metavar="SECONDS",
         type=positive_float,
-        help="bound the whole run; on expiry the verdict names the check that was running",
+        default=DEFAULT_TIMEOUT,
+        help="bound the whole run (default: %(default)gs); on expiry the verdict names the check that was running",
     )
     p.add_argument("-k", metavar="EXPR", dest="select", help="run only the checks matching this pytest -k expression")
     p.add_argument("--junitxml", metavar="PATH", help="write JUnit XML results to PATH")
@@ -119,9 +136,11 @@ def resolve_tracking_uri(cli_value: str | None) -> str:
 
 def main(argv: list[str] | None = None, project_dir: Path | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # SIGTERM (a CI timeout, `kill`) would end Python without running `finally`, leaving a
-    # server the suite started behind; handled like Ctrl+C, everything is stopped first.
+    # SIGTERM (a CI timeout, `kill`) and SIGHUP (the terminal closed) would end Python without
+    # running `finally`, leaving a server the suite started behind; handled like Ctrl+C,
+    # everything is stopped and removed first.
     signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGHUP, interrupt)
     try:
         return run(args, project_dir)
     except KeyboardInterrupt:  # outside the checks, e.g. while a server starts (it was stopped)
@@ -130,8 +149,18 @@ def main(argv: list[str] | None = None, project_dir: Path | None = None) -> int:
     except OSError as exc:  # e.g. an unwritable --json, --junitxml or --screenshots path
         if args.verbose:
             raise
-        sys.stdout.write(f"error: {exc}\nTip: check the paths given to the options and their permissions.\n")
+        sys.stdout.write(
+            render.printable(f"error: {exc}\n") + "Tip: check the paths given to the options and their permissions.\n"
+        )
         return EXIT_NO_RUN
+
+
+def console_main() -> None:
+    """The `mlflowcheck` command (pip install .): the same as `python test_mlflow_local.py`,
+    with the current directory as the project directory (my.db, mlartifacts/, reports/)."""
+    code = main(sys.argv[1:], project_dir=Path.cwd())
+    gc.freeze()  # exit without a last full garbage collection over MLflow's objects (~0.6 s)
+    sys.exit(code)
 
 
 def interrupt(signum, frame):
@@ -149,7 +178,9 @@ def run(args, project_dir: Path | None) -> int:
     os.environ.setdefault("DO_NOT_TRACK", "true")
     project_dir = Path(project_dir or Path.cwd()).resolve()
     out = sys.stdout
-    uri = resolve_tracking_uri(args.tracking_uri)
+    # The URI's user info becomes the credentials; only the URI without it goes further.
+    uri, credentials = split_credentials(resolve_tracking_uri(args.tracking_uri))
+    use_credentials(credentials)
     server = None
     try:
         target = diagnosis.parse_target(uri)
@@ -157,9 +188,9 @@ def run(args, project_dir: Path | None) -> int:
         target = None  # the uri check reports it
     if target is not None and wants_local_server(args, target):
         try:
-            server = maybe_start_server(args, target, project_dir, out, deadline=min(90.0, args.timeout or 90.0))
+            server = maybe_start_server(args, target, project_dir, out, deadline=min(90.0, args.timeout))
         except CheckFailed as exc:
-            out.write(f"error: {exc}\n")
+            out.write(render.printable(f"error: {exc}\n"))
             return EXIT_NO_RUN
     try:
         suite = Suite(
@@ -167,15 +198,22 @@ def run(args, project_dir: Path | None) -> int:
                 tracking_uri=uri,
                 model_format=args.model_format,
                 registered_model=args.registered_model,
+                alias=args.alias,
                 verbose=args.verbose,
                 server_log=server.log_path if server else None,
                 timeout=args.timeout,
                 ui=args.ui,
                 screenshots=(args.screenshots or project_dir / "reports" / "screenshots").resolve(),
+                server_started_by_suite=server is not None,
+                cleanup=args.cleanup,
+                backend_store_uri=redact_backend_uri(server.backend_store_uri) if server else None,
             ),
             started=started,
         )
-        code = run_checks(suite, args, out)
+        try:
+            code = run_checks(suite, args, out)
+        finally:
+            shutil.rmtree(suite.tmp, ignore_errors=True)
         if server is not None and args.keep_serving:
             out.write(f"Serving the results at {target.ui_link()} until Ctrl+C ...\n")
             out.flush()
@@ -203,7 +241,7 @@ def wants_local_server(args, target) -> bool:
 def browse_command(server: LocalServer) -> str:
     return (
         f"mlflow server --host {server.host} --port {server.port} "
-        f"--backend-store-uri {redact(server.backend_store_uri)} "
+        f"--backend-store-uri {redact_backend_uri(server.backend_store_uri)} "
         f"--artifacts-destination {server.artifacts_destination}"
     )
 
@@ -252,11 +290,14 @@ def run_checks(suite: Suite, args, out) -> int:
 
     import pytest
 
-    from mlflowcheck.model_worker import ModelWorker
     from mlflowcheck.plugin import SuitePlugin
 
     suite.client_version = importlib.metadata.version("mlflow")
-    out.write(f"MLflow deployment check: {suite.options.tracking_uri} (client MLflow {suite.client_version})\n")
+    out.write(
+        render.printable(
+            f"MLflow deployment check: {suite.options.tracking_uri} (client MLflow {suite.client_version})\n"
+        )
+    )
     out.flush()
     pytest_args = [
         str(PACKAGE_DIR / "checks.py"),
@@ -275,12 +316,11 @@ def run_checks(suite: Suite, args, out) -> int:
     if args.junitxml:
         pytest_args += ["--junitxml", args.junitxml]
     plugin = SuitePlugin(suite, out)
-    suite.model_worker = ModelWorker(suite.tmp / "model-worker.log")  # starts its imports now
     try:
         status = pytest.main(pytest_args, plugins=[plugin])
     finally:
-        suite.model_worker.stop()
-        shutil.rmtree(suite.tmp, ignore_errors=True)
+        if suite.model_worker is not None:
+            suite.model_worker.stop()
     code = suite.exit_code()
     if status == pytest.ExitCode.INTERRUPTED:
         out.write("Interrupted (Ctrl+C): the checks after the last line above did not run.\n")
@@ -292,45 +332,7 @@ def run_checks(suite: Suite, args, out) -> int:
             "or run with --verbose.\n"
         )
         code = EXIT_NO_RUN
-    summarize(suite, code, out)
+    render.summary(suite, code, out)
     if args.json:
-        write_json(suite, code, Path(args.json))
+        render.write_json(suite, code, Path(args.json))
     return code
-
-
-def summarize(suite: Suite, code: int, out) -> None:
-    c = suite.counts()
-    verdict = {0: "PASS", 1: "FAIL", 2: "ERROR (the suite could not run)"}[code]
-    expired = f" ({suite.expiry})" if suite.timed_out else ""
-    out.write(
-        f"Verdict: {verdict}: {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped "
-        f"in {time.time() - suite.started:.1f}s{expired}\n"
-    )
-    if suite.experiment_url:
-        out.write(f"Experiment: {suite.experiment_url}\n")
-    if suite.run_url:
-        out.write(f"Run:        {suite.run_url}\n")
-    out.flush()
-
-
-def write_json(suite: Suite, code: int, path: Path) -> None:
-    doc = {
-        "verdict": {0: "pass", 1: "fail", 2: "error"}[code],
-        "exit_code": code,
-        "tracking_uri": suite.target.url if suite.target else suite.options.tracking_uri,
-        "client_version": suite.client_version,
-        "server_version": suite.server_version,
-        "experiment_id": suite.experiment_id,
-        "experiment_name": suite.experiment_name,
-        "run_id": suite.run_id,
-        "experiment_url": suite.experiment_url,
-        "run_url": suite.run_url,
-        "duration": round(time.time() - suite.started, 3),
-        "screenshots": suite.screenshots,
-        "checks": [
-            {"name": r.name, "status": r.status, "duration": round(r.duration, 4), "message": r.message}
-            for r in suite.results
-        ],
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

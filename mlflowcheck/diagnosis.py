@@ -12,10 +12,15 @@ import json
 import os
 import re
 import socket
-from dataclasses import dataclass
+import threading
+import warnings
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
+import urllib3
+
+from mlflowcheck.secrets import Credentials, env_credentials, split_credentials
 
 DEFAULT_TRACKING_URI = "http://127.0.0.1:3111"
 SEED_SERVER_COMMAND = (
@@ -26,6 +31,9 @@ SEED_SERVER_COMMAND = (
 #: dead port for minutes before it gives up.
 CONNECT_TIMEOUT = 3.0
 READ_TIMEOUT = 10.0
+#: A whole answer to one of the suite's own requests (probes, the UI's files), and its size.
+RESPONSE_DEADLINE = 20.0
+MAX_RESPONSE_BYTES = 64 * 2**20
 
 
 class CheckFailed(Exception):
@@ -49,64 +57,88 @@ class CheckFailed(Exception):
 class Target:
     """A parsed tracking server address."""
 
-    url: str  # scheme://host:port[/prefix], no trailing slash, no fragment
+    url: str  # scheme://host:port[/prefix], no trailing slash, no fragment, no user info
     host: str
     port: int
     note: str = ""
+    credentials: Credentials | None = field(default=None, repr=False, compare=False)  # from the URI's user info
 
     def ui_link(self, fragment: str = "") -> str:
         return f"{self.url}/#{fragment}" if fragment else f"{self.url}/"
 
 
+#: ``host:port`` with no scheme (``127.0.0.1:5000``, ``localhost:5000/mlflow``, ``[::1]:5000``).
+SCHEMELESS = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):(\d{1,5})(/\S*)?$")
+
+
 def parse_target(uri: str) -> Target:
-    """Layer 1, the URI itself: scheme, host, port, path."""
-    uri = (uri or "").strip()
-    parts = urlsplit(uri)
+    """Layer 1, the URI itself: scheme, host, port, path. Any string gets a Target or a
+    CheckFailed; the user info (credentials) is taken out first and never shown."""
+    shown, credentials = split_credentials((uri or "").strip())
+    if SCHEMELESS.match(shown):
+        raise CheckFailed(
+            f"The tracking URI {shown!r} has no scheme.",
+            f"did you mean http://{shown} ? Pass --tracking-uri http://{shown} (or https:// for a TLS server).",
+            fatal=True,
+        )
+    try:
+        parts = urlsplit(shown)
+        port = parts.port
+        host = parts.hostname
+    except ValueError as exc:  # an invalid port, or a bracketed host that is not an IPv6 address
+        raise CheckFailed(
+            f"The tracking URI {shown!r} cannot be parsed: {exc}.",
+            "use an address like http://127.0.0.1:3111 (a port is 1-65535; an IPv6 host is written [::1]).",
+            fatal=True,
+        ) from None
     if parts.scheme not in ("http", "https"):
         if parts.scheme in ("sqlite", "postgresql", "mysql", "file", "") or "+" in parts.scheme:
             raise CheckFailed(
-                f"{uri!r} is not the address of a tracking server: this suite tests a running "
+                f"{shown!r} is not the address of a tracking server: this suite tests a running "
                 "`mlflow server` over HTTP.",
                 "pass the server's address, e.g. --tracking-uri http://127.0.0.1:3111; a "
                 "database or directory URI belongs to the server's --backend-store-uri.",
                 fatal=True,
             )
         raise CheckFailed(
-            f"The tracking URI {uri!r} has the scheme {parts.scheme!r}; an MLflow server is "
+            f"The tracking URI {shown!r} has the scheme {parts.scheme!r}; an MLflow server is "
             "reached over http or https.",
             "use an address like http://127.0.0.1:3111.",
             fatal=True,
         )
-    try:
-        port = parts.port
-    except ValueError:
+    if not host or not re.fullmatch(r"[\w.:%-]+", host):
         raise CheckFailed(
-            f"The tracking URI {uri!r} has an invalid port.",
-            "use an address like http://127.0.0.1:3111 (a port is 1-65535).",
-            fatal=True,
-        ) from None
-    host = parts.hostname
-    if not host:
-        raise CheckFailed(
-            f"The tracking URI {uri!r} has no host.",
+            f"The tracking URI {shown!r} has no valid host.",
             "use an address like http://127.0.0.1:3111.",
             fatal=True,
+        )
+    if port == 0:
+        raise CheckFailed(
+            f"The tracking URI {shown!r} has port 0.", "use the port the server listens on (1-65535).", fatal=True
         )
     if port is None:
         port = 443 if parts.scheme == "https" else 80
     path = parts.path.rstrip("/")
+    if any(c.isspace() for c in path):
+        raise CheckFailed(
+            f"The tracking URI {shown!r} has white space in its path.",
+            "use the server's root address, e.g. http://127.0.0.1:3111.",
+            fatal=True,
+        )
+    netloc = f"[{host}]" if ":" in host else host
+    netloc += f":{parts.port}" if parts.port is not None else ""
     note = ""
     if parts.fragment or parts.query:
         # A UI address (http://host:port/#/experiments/1) pasted in: the server is its root.
-        note = f"UI address given; testing the server at {urlunsplit(parts._replace(path=path, query='', fragment=''))}"
+        note = f"UI address given; testing the server at {urlunsplit((parts.scheme, netloc, path, '', ''))}"
     if re.search(r"/(api|ajax-api)/\d", path) or path.endswith(("/health", "/version")):
         raise CheckFailed(
-            f"The tracking URI {uri!r} points at an API path ({path}), not at the server's root.",
-            f"use {parts.scheme}://{parts.netloc} as the tracking URI.",
+            f"The tracking URI {shown!r} points at an API path ({path}), not at the server's root.",
+            f"use {parts.scheme}://{netloc} as the tracking URI.",
             fatal=True,
         )
-    url = urlunsplit((parts.scheme, parts.netloc, path, "", ""))
-    return Target(url=url, host=host, port=port, note=note)
+    url = urlunsplit((parts.scheme, netloc, path, "", ""))
+    return Target(url=url, host=host, port=port, note=note, credentials=credentials)
 
 
 def check_network(target: Target, timeout: float = CONNECT_TIMEOUT) -> None:
@@ -136,21 +168,74 @@ def check_network(target: Target, timeout: float = CONNECT_TIMEOUT) -> None:
 
 def auth_from_env() -> dict:
     """Credentials the MLflow client would use, as requests arguments (never printed)."""
-    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
-    password = os.environ.get("MLFLOW_TRACKING_PASSWORD")
-    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
-    if user and password:
-        return {"auth": (user, password)}
-    if token:
-        return {"headers": {"Authorization": f"Bearer {token}"}}
+    creds = env_credentials()
+    if isinstance(creds, Credentials):
+        return {"auth": (creds.username, creds.password)}
+    if creds:
+        return {"headers": {"Authorization": f"Bearer {creds}"}}
     return {}
 
 
-def http(method: str, url: str, **kwargs) -> requests.Response:
+def tls_from_env() -> dict:
+    """TLS verification as MLflow's client does it (MLFLOW_TRACKING_INSECURE_TLS,
+    MLFLOW_TRACKING_SERVER_CERT_PATH), so the suite's own requests see what the client sees."""
+    if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
+        return {"verify": False}
+    cert = os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH")
+    return {"verify": cert} if cert else {}
+
+
+class ResponseDeadline(requests.Timeout):
+    """No complete answer within the deadline (a silent server, or one that drips its answer)."""
+
+
+class ResponseTooLarge(requests.RequestException):
+    """The answer is larger than the suite reads."""
+
+
+def http(method: str, url: str, *, deadline: float = RESPONSE_DEADLINE, **kwargs) -> requests.Response:
+    """One of the suite's own requests: a whole-answer deadline and a size cap.
+
+    requests' read timeout applies to each read, so a server that drips one byte a second
+    would never time out; the request runs in a thread that is abandoned at the deadline.
+    """
     kwargs.setdefault("timeout", (CONNECT_TIMEOUT, READ_TIMEOUT))
-    for key, value in auth_from_env().items():
+    for key, value in {**auth_from_env(), **tls_from_env()}.items():
         kwargs.setdefault(key, value)
-    return requests.request(method, url, allow_redirects=False, **kwargs)
+    box: dict = {}
+
+    def fetch() -> None:
+        try:
+            box["response"] = _read_capped(method, url, **kwargs)
+        except BaseException as exc:  # handed to the caller's thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=fetch, name="mlflowcheck-http", daemon=True)
+    worker.start()
+    worker.join(deadline)
+    if worker.is_alive():
+        raise ResponseDeadline(f"no complete answer within {deadline:g}s")
+    if "error" in box:
+        raise box["error"]
+    return box["response"]
+
+
+def _read_capped(method: str, url: str, **kwargs) -> requests.Response:
+    with warnings.catch_warnings():
+        # verify=False was asked for (MLFLOW_TRACKING_INSECURE_TLS); no warning per request.
+        warnings.simplefilter("ignore", category=urllib3.exceptions.InsecureRequestWarning)
+        resp = requests.request(method, url, allow_redirects=False, stream=True, **kwargs)
+    chunks, size = [], 0
+    try:
+        for chunk in resp.iter_content(64 * 1024):
+            size += len(chunk)
+            if size > MAX_RESPONSE_BYTES:
+                raise ResponseTooLarge(f"the answer is larger than {MAX_RESPONSE_BYTES // 2**20} MiB")
+            chunks.append(chunk)
+    finally:
+        resp.close()
+    resp._content = b"".join(chunks)  # requests' own cache of the body: .text and .json() use it
+    return resp
 
 
 VERSION_RE = re.compile(r"^\d+\.\d+(\.\d+)?([.\w+-]*)$")
@@ -166,16 +251,20 @@ def check_is_mlflow(target: Target) -> str:
         resp = http("GET", f"{target.url}/version")
     except requests.Timeout:
         raise CheckFailed(
-            f"{target.url} accepted the connection but did not answer GET /version within {READ_TIMEOUT:.0f}s.",
-            "the server may be starting or overloaded; look at its log, then run again.",
+            f"{target.url} accepted the connection but did not answer GET /version completely within "
+            f"{RESPONSE_DEADLINE:g}s (it sent nothing, or too slowly).",
+            "the server may be starting, overloaded or hung, or something else holds the port; look at its "
+            "log, then run again.",
             fatal=True,
         ) from None
     except requests.RequestException as exc:
-        raise CheckFailed(
-            f"{target.url} accepted the connection but the HTTP request failed: {exc}.",
-            "is the scheme right (http vs https)? Check the tracking URI.",
+        raise scheme_problem(target) or CheckFailed(
+            f"{target.url} accepted the connection but the HTTP request failed: {first_line(str(exc), 200)}.",
+            "check the tracking URI's scheme and port, and any proxy in between.",
             fatal=True,
         ) from None
+    if resp.status_code == 400 and "HTTPS" in resp.text and target.url.startswith("http:"):
+        raise scheme_problem(target) or CheckFailed(f"GET /version answered {describe_response(resp)}.", fatal=True)
     if resp.status_code in (401, 403):
         return ""  # protected: the access layer says what to do
     text = resp.text.strip()
@@ -188,6 +277,36 @@ def check_is_mlflow(target: Target) -> str:
             fatal=True,
         )
     return text
+
+
+def scheme_problem(target: Target) -> CheckFailed | None:
+    """The request failed: does the server answer with the other scheme? Then say which works.
+
+    An https:// address of a plain-HTTP server fails the TLS handshake; an http:// address of
+    a TLS server gets its connection reset (or a proxy's 400 "plain HTTP request was sent to
+    HTTPS port"). The probe over the other scheme does not verify certificates: it only asks
+    which scheme the server speaks.
+    """
+    scheme, rest = target.url.split("://", 1)
+    other = "http" if scheme == "https" else "https"
+    try:
+        resp = http("GET", f"{other}://{rest}/version", verify=False, deadline=RESPONSE_DEADLINE / 2)
+    except requests.RequestException:
+        return None
+    if resp.status_code not in (200, 401, 403):
+        return None
+    if other == "http":
+        return CheckFailed(
+            f"{target.url} speaks plain HTTP, not HTTPS: the TLS handshake failed, and http://{rest} answers.",
+            f"use --tracking-uri http://{rest} (or put a TLS-terminating proxy in front of the server).",
+            fatal=True,
+        )
+    return CheckFailed(
+        f"{target.url} speaks HTTPS, not plain HTTP: the plain request was refused, and https://{rest} answers.",
+        f"use --tracking-uri https://{rest}; if its certificate is not signed by a CA this machine trusts, "
+        "set MLFLOW_TRACKING_SERVER_CERT_PATH to the CA bundle (or MLFLOW_TRACKING_INSECURE_TLS=true).",
+        fatal=True,
+    )
 
 
 def check_api(target: Target) -> None:
@@ -212,11 +331,7 @@ def check_api(target: Target) -> None:
             "or reach the server by a name it already allows.",
         )
     if resp.status_code == 403:
-        raise CheckFailed(
-            f"The server refused the request (HTTP 403): {server_message(resp)}",
-            "the account lacks permission for this: ask the server's admin for READ/EDIT access, "
-            "or use another account in MLFLOW_TRACKING_USERNAME/PASSWORD.",
-        )
+        raise permission_denied(f"GET {urlsplit(url).path}", server_message(resp))
     if resp.status_code != 200 or "json" not in resp.headers.get("content-type", ""):
         raise CheckFailed(
             f"GET {url} answered {describe_response(resp)}, not the JSON an MLflow server sends.",
@@ -280,14 +395,17 @@ def explain(exc: BaseException) -> CheckFailed:
         return exc
     from mlflow.exceptions import MlflowException, RestException
 
+    if isinstance(exc, RestException) and exc.error_code == "PERMISSION_DENIED":
+        return permission_denied("the request", first_line(exc.message))
     if isinstance(exc, MlflowException):
         text = exc.message
+        if "403" in text and "Permission denied" in text:  # an artifact request, through the client
+            return permission_denied("an artifact request", first_line(server_text(text)))
         known = known_server_error(text)
         if known is not None:
             return known
         if isinstance(exc, RestException):
             tip = {
-                "PERMISSION_DENIED": "the account lacks permission for this; ask the server's admin.",
                 "UNAUTHENTICATED": "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD.",
             }.get(exc.error_code, "look in the server's log for the request that failed.")
             return CheckFailed(f"The server refused the request ({exc.error_code}): {first_line(text)}", tip)
@@ -320,6 +438,8 @@ def explain(exc: BaseException) -> CheckFailed:
 def explain_http_error(resp: requests.Response) -> CheckFailed:
     """A failed request the client made directly (artifact uploads and downloads)."""
     said = server_message(resp)
+    if resp.status_code == 403 and "Invalid Host header" not in said:
+        return permission_denied(f"{resp.request.method} {urlsplit(resp.url).path}", said)
     known = known_server_error(said)
     if known is not None:
         return known
@@ -331,6 +451,22 @@ def explain_http_error(resp: requests.Response) -> CheckFailed:
             "is writable by the server process and has free space; the server's log names the error.",
         )
     return CheckFailed(f"{request} answered {said}.", "look in the server's log for this request.")
+
+
+def permission_denied(what: str, said: str) -> CheckFailed:
+    """HTTP 403 from MLflow's auth app (or a proxy): a permission, never a storage problem."""
+    creds = env_credentials()
+    who = f"the account {creds.username!r}" if isinstance(creds, Credentials) else "these credentials"
+    if creds is None:
+        who = "an anonymous client"
+    return CheckFailed(
+        f"The server does not allow {who} to do this: {what} answered HTTP 403 ({said}).",
+        "this is a permission, not a storage problem. An admin grants it: with MLflow's basic-auth app, "
+        "EDIT on the registered model (`mlflow.server.get_app_client('basic-auth', tracking_uri=URL)"
+        ".create_registered_model_permission(NAME, USER, 'EDIT')`, or POST "
+        "/api/2.0/mlflow/registered-models/permissions/create) or on the experiment "
+        "(create_experiment_permission); or use --registered-model with a model this account may edit.",
+    )
 
 
 def html_text(markup: str) -> str:

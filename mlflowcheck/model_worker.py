@@ -21,6 +21,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from mlflowcheck.diagnosis import CheckFailed
+from mlflowcheck.suite import ModelResults
 
 RESULT_MARK = "MLFLOWCHECK-RESULT "
 WORKER_DEADLINE = 600.0
@@ -37,7 +38,7 @@ class ModelWorker:
             [sys.executable, "-m", "mlflowcheck.model_worker"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, encoding="utf-8", env=env,
         )  # fmt: skip
-        self.results: dict | None = None
+        self.results: ModelResults | None = None
 
     @staticmethod
     def job(suite) -> str:
@@ -54,7 +55,7 @@ class ModelWorker:
             }
         )
 
-    def run(self, suite) -> dict:
+    def run(self, suite) -> ModelResults:
         """Hand the worker its job (once) and wait for its results."""
         deadline = suite.remaining(WORKER_DEADLINE)
         if self.results is None:
@@ -74,7 +75,7 @@ class ModelWorker:
                     f"The model worker process ended (code {self.proc.returncode}) without a result: {said}",
                     "run again with --verbose; if it repeats, this is a bug in the suite.",
                 )
-            self.results = json.loads(lines[-1][len(RESULT_MARK) :])
+            self.results = ModelResults(**json.loads(lines[-1][len(RESULT_MARK) :]))
         return self.results
 
     def stop(self) -> None:
@@ -87,13 +88,15 @@ class ModelWorker:
 def worker_check(suite, name: str) -> None:
     """The verdict of one of the worker's checks, as this process's check."""
     results = suite.model_worker.run(suite)
-    suite.model_file = results.get("model_file", "")
-    suite.registered_version = results.get("registered_version")
-    result = results.get(name)
+    suite.created = results
+    suite.model_file = results.model_file
+    result = results.checks.get(name)
     if result is None:
         raise CheckFailed(f"The model worker did not run the {name} check.", "see the model check above.")
     if result["status"] != "passed":
         raise CheckFailed(result["message"], result.get("tip"))
+    if name == "registry":
+        suite.registered_version = results.registered_version
     suite.note(name, result["note"])
 
 
@@ -113,7 +116,7 @@ def main() -> int:
     if not line.strip():  # the main process needed no model checks
         return 0
     results = models.run_worker_job(json.loads(line))
-    sys.stdout.write(RESULT_MARK + json.dumps(results, ensure_ascii=False) + "\n")
+    sys.stdout.write(RESULT_MARK + json.dumps(asdict(results), ensure_ascii=False) + "\n")
     sys.stdout.flush()
     sys.stderr.flush()
     # Skip interpreter shutdown: MLflow's exit handlers (telemetry, async queues) take

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import importlib.metadata
+import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -11,10 +15,11 @@ import numpy as np
 
 from mlflowcheck import seed
 from mlflowcheck.diagnosis import CheckFailed
-from mlflowcheck.suite import Options, Suite
+from mlflowcheck.suite import ModelResults, Options, Suite
 
 MODEL_FILES = {"MLmodel", "conda.yaml", "python_env.yaml", "requirements.txt"}
 DATA_FILE = {"skops": "model.skops", "pickle": "model.pkl", "cloudpickle": "model.pkl"}
+REGISTERED_MODEL_META = "registered_model_meta"
 REGISTRY_TIP = "the server's model registry failed; look at its log and --registry-store-uri."
 
 
@@ -38,17 +43,27 @@ def logged_model(suite: Suite) -> None:
     features = suite.data[seed.FEATURES]
     suite.model = seed.train_model(suite.data)
     expected = suite.model.predict(features)
-    suite.model_info = mlflow.sklearn.log_model(
-        suite.model,
-        name=seed.MODEL_NAME,
-        signature=infer_signature(features, expected),
-        input_example=features.head(5),
-        pip_requirements=pip_requirements(fmt),
-        serialization_format=fmt,
-        run_id=suite.run_id,  # explicit: this may run in the model worker, with no active run
-    )
+    with recording_model_uploads() as saved:
+        suite.model_info = mlflow.sklearn.log_model(
+            suite.model,
+            name=seed.MODEL_NAME,
+            signature=infer_signature(features, expected),
+            input_example=features.head(5),
+            pip_requirements=pip_requirements(fmt),
+            serialization_format=fmt,
+            run_id=suite.run_id,  # explicit: this runs in the model worker, with no active run
+        )
     suite.model_file = DATA_FILE[fmt]
     model_id = suite.model_info.model_id
+    suite.created.model_id = model_id
+    suite.saved_model = saved.get(model_id)
+    if not suite.saved_model:
+        raise CheckFailed(
+            f"MLflow logged the model {model_id} without the suite seeing its files, so there is "
+            "nothing to verify a download against; nothing was loaded.",
+            "this MLflow client uploads models differently from the one the suite was built on; "
+            "use the client version pinned in requirements.txt.",
+        )
     got = suite.client.get_logged_model(model_id)
     if str(got.status) != "READY":
         raise CheckFailed(f"The logged model {model_id} has status {got.status}, not READY.", REGISTRY_TIP)
@@ -67,13 +82,83 @@ def logged_model(suite: Suite) -> None:
             "the artifact store lost files: check the server's --artifacts-destination.",
         )
     predictions_match(suite, suite.model_info.model_uri, expected)
-    suite.note("model", f"{model_id}, {suite.model_file} ({fmt}), {seed.ROWS} predictions equal")
+    suite.note(
+        "model",
+        f"{model_id}, {suite.model_file} ({fmt}), {len(suite.saved_model)} files sha256-verified, "
+        f"{seed.ROWS} predictions equal",
+    )
+
+
+@contextlib.contextmanager
+def recording_model_uploads() -> Iterator[dict[str, dict[str, str]]]:
+    """While active, each model directory MLflow's ``log_model`` uploads is hashed just before
+    the upload: model id -> {file: sha256}. That is the model the suite saved itself, and
+    the only model it will load (see ``verified_download``)."""
+    from mlflow.tracking.client import MlflowClient
+
+    original = MlflowClient.log_model_artifacts
+    recorded: dict[str, dict[str, str]] = {}
+
+    def log_model_artifacts(self, model_id, local_dir, *args, **kwargs):
+        recorded[model_id] = tree_digests(Path(local_dir))
+        return original(self, model_id, local_dir, *args, **kwargs)
+
+    MlflowClient.log_model_artifacts = log_model_artifacts
+    try:
+        yield recorded
+    finally:
+        MlflowClient.log_model_artifacts = original
+
+
+def tree_digests(root: Path) -> dict[str, str]:
+    """Every file under ``root``: its path relative to root -> sha256."""
+    return {
+        path.relative_to(root).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+def digest_differences(got: dict[str, str], want: dict[str, str]) -> list[str]:
+    """What differs between a downloaded tree and the saved one, file by file, with hashes."""
+    lines = []
+    for name in sorted(set(got) | set(want)):
+        if name not in got:
+            lines.append(f"{name}: missing (saved sha256 {want[name]})")
+        elif name not in want:
+            lines.append(f"{name}: not saved by the suite (sha256 {got[name]})")
+        elif got[name] != want[name]:
+            lines.append(f"{name}: sha256 {got[name]}, saved {want[name]}")
+    return lines
+
+
+def verified_download(suite: Suite, model_uri: str) -> Path:
+    """Download ``model_uri`` and prove every file is the one the suite saved (sha256).
+
+    A model is code: pickle and cloudpickle run whatever the file says when loaded. So the
+    suite never loads a model straight from the server; it loads this verified local copy.
+    """
+    dst = suite.tmp / f"model-{hashlib.sha256(model_uri.encode()).hexdigest()[:12]}"
+    shutil.rmtree(dst, ignore_errors=True)
+    dst.mkdir(parents=True)
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst)))
+    got = tree_digests(local)
+    # The client itself writes this file after downloading a registry version (name and
+    # version, from the URI); it is not a server's file.
+    got.pop(REGISTERED_MODEL_META, None)
+    differences = digest_differences(got, suite.saved_model or {})
+    if differences:
+        raise CheckFailed(
+            f"The model files downloaded from {model_uri} are not the ones this suite saved, so "
+            "nothing was loaded:\n" + "\n".join(differences),
+            "something between this client and the artifact store changed the files (a proxy, the "
+            "storage, or another writer); a model from an untrusted source must not be loaded.",
+        )
+    return local
 
 
 def predictions_match(suite: Suite, model_uri: str, expected: np.ndarray) -> None:
-    dst = suite.tmp / f"model-{abs(hash(model_uri))}"
-    dst.mkdir(parents=True, exist_ok=True)
-    loaded = mlflow.pyfunc.load_model(model_uri, dst_path=str(dst))
+    loaded = mlflow.pyfunc.load_model(str(verified_download(suite, model_uri)))
     got = np.asarray(loaded.predict(suite.data[seed.FEATURES]))
     if got.shape != expected.shape or not np.array_equal(got, expected):
         differ = int(np.sum(got != expected)) if got.shape == expected.shape else "all"
@@ -88,34 +173,63 @@ def registry(suite: Suite) -> None:
     from mlflow.exceptions import MlflowException
 
     client = suite.client
-    name, alias = suite.options.registered_model, suite.options.alias
+    name, alias = suite.options.registered_model, suite.alias
     try:
-        before = {int(v.version) for v in client.search_model_versions(f"name = '{name}'")}
-    except MlflowException:
-        before = set()
-    mv = mlflow.register_model(suite.model_info.model_uri, name, await_registration_for=60)
-    version = int(mv.version)
-    if version in before or (before and version <= max(before)):
-        raise CheckFailed(f"Registering gave version {version}, which existed before ({sorted(before)}).", REGISTRY_TIP)
-    got = client.get_model_version(name, str(version))
-    if got.status != "READY":
-        raise CheckFailed(f"Model version {name}/{version} has status {got.status}, not READY.", REGISTRY_TIP)
+        client.create_registered_model(name)
+        suite.created.registered_model_created = True
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    mv = client.create_model_version(
+        name, suite.model_info.model_uri, run_id=suite.run_id, model_id=suite.model_info.model_id
+    )
+    version = str(mv.version)
+    suite.created.registered_version = version
+    got = wait_until_ready(client, name, version)
     if got.run_id != suite.run_id:
         raise CheckFailed(
             f"Model version {name}/{version} points at run {got.run_id}, not {suite.run_id}.", REGISTRY_TIP
         )
-    client.set_registered_model_alias(name, alias, str(version))
+    suite.created.alias = alias
+    suite.created.alias_before = alias_version(client, name, alias)
+    client.set_registered_model_alias(name, alias, version)
     by_alias = client.get_model_version_by_alias(name, alias)
-    if int(by_alias.version) != version:
+    if str(by_alias.version) != version:
         raise CheckFailed(
-            f"Alias {alias!r} of {name!r} resolves to version {by_alias.version}, not {version}.", REGISTRY_TIP
+            f"Alias {alias!r} of {name!r} resolves to version {by_alias.version}, not to {version}, "
+            "the version this run created and pointed it at.",
+            REGISTRY_TIP + " (Another client may have moved the alias: use --alias with a name of your own.)",
         )
-    predictions_match(suite, f"models:/{name}@{alias}", suite.model.predict(suite.data[seed.FEATURES]))
-    suite.registered_version = str(version)
-    suite.note("registry", f"{name} version {version}, alias @{alias}, predictions equal")
+    # Load the version this run created, not "whatever the alias says now".
+    predictions_match(suite, f"models:/{name}/{version}", suite.model.predict(suite.data[seed.FEATURES]))
+    suite.registered_version = version
+    suite.note("registry", f"{name} version {version}, alias @{alias} resolves to it, files verified, same predictions")
 
 
-def run_worker_job(job: dict) -> dict:
+def wait_until_ready(client, name: str, version: str, deadline: float = 60.0):
+    end = time.monotonic() + deadline
+    while True:
+        got = client.get_model_version(name, version)
+        if got.status == "READY":
+            return got
+        if got.status == "FAILED_REGISTRATION" or time.monotonic() > end:
+            raise CheckFailed(f"Model version {name}/{version} has status {got.status}, not READY.", REGISTRY_TIP)
+        time.sleep(0.2)
+
+
+def alias_version(client, name: str, alias: str) -> str | None:
+    """The version ``alias`` points at now, or None when the model has no such alias."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return None
+        raise
+
+
+def run_worker_job(job: dict) -> ModelResults:
     """In the worker: the model and registry checks on the main process's run."""
     import pandas as pd
 
@@ -134,22 +248,22 @@ def run_worker_job(job: dict) -> dict:
     suite.connect()
     # log_model files the logged model under the active experiment, not the run's.
     mlflow.set_experiment(experiment_id=suite.experiment_id)
-    results: dict = {}
+    results = suite.created
     for name, check in (("model", logged_model), ("registry", registry)):
         started = time.perf_counter()
         try:
             check(suite)
         except Exception as exc:
             failure = explain(exc)
-            results[name] = {"status": "failed", "message": failure.message, "tip": failure.tip}
+            results.checks[name] = {"status": "failed", "message": failure.message, "tip": failure.tip}
             if suite.options.verbose:
                 import traceback
 
-                results[name]["message"] += "\n" + traceback.format_exc()
+                results.checks[name]["message"] += "\n" + traceback.format_exc()
             break
         else:
             took = time.perf_counter() - started
-            results[name] = {"status": "passed", "note": f"{suite.notes.get(name, '')} ({took:.2f}s, in parallel)"}
-    results["model_file"] = suite.model_file
-    results["registered_version"] = suite.registered_version
+            note = f"{suite.notes.get(name, '')} ({took:.2f}s, in parallel)"
+            results.checks[name] = {"status": "passed", "note": note}
+    results.model_file = suite.model_file
     return results

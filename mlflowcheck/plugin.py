@@ -14,11 +14,15 @@ from typing import TextIO
 
 import pytest
 
+from mlflowcheck import render
 from mlflowcheck.diagnosis import CheckFailed, explain, known_server_error
 from mlflowcheck.server import log_errors, log_size
 from mlflowcheck.suite import CheckResult, Suite
 
-MARK = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}
+#: Checks that run in the model worker: it is started only when one of them is selected.
+WORKER_CHECKS = {"model", "registry"}
+#: Checks that run only when asked for (their option), not by default.
+OPT_IN = {"cleanup": "cleanup"}
 
 
 def check_name(item_or_report) -> str:
@@ -55,8 +59,24 @@ class SuitePlugin:
         )
 
     @pytest.fixture(scope="session", name="suite")
-    def suite_fixture(self) -> Suite:
-        return self.suite
+    def suite_fixture(self, record_testsuite_property) -> Suite:
+        yield self.suite
+        # After the last check: facts about the run as a whole, as JUnit <properties>.
+        for name, value in render.properties(self.suite).items():
+            record_testsuite_property(name, render.printable(value))
+
+    def pytest_collection_modifyitems(self, config, items):
+        off = [i for i in items if OPT_IN.get(check_name(i)) and not getattr(self.suite.options, OPT_IN[check_name(i)])]
+        if off:
+            config.hook.pytest_deselected(items=off)
+            items[:] = [i for i in items if i not in off]
+
+    def pytest_collection_finish(self, session):
+        # The model worker pays for its imports on the other core while the first checks run.
+        if WORKER_CHECKS & {check_name(i) for i in session.items}:
+            from mlflowcheck.model_worker import ModelWorker
+
+            self.suite.model_worker = ModelWorker(self.suite.tmp / "model-worker.log")
 
     def pytest_configure(self, config):
         config.addinivalue_line("markers", "needs(*checks): checks that must pass before this one")
@@ -88,7 +108,7 @@ class SuitePlugin:
                 text = f"{failure}\nThe server's log ({self.suite.options.server_log}) says:\n{said}"
             if self.suite.options.verbose:
                 text += "\n" + str(report.longrepr)
-            report.longrepr = text
+            report.longrepr = render.printable(text)  # JUnit XML carries it as it is here
         return report
 
     def pytest_runtest_logreport(self, report):
@@ -105,21 +125,15 @@ class SuitePlugin:
             message = str(report.longrepr)
         else:
             message = self.suite.notes.get(name, "")
+        message = render.printable(message)
         result = CheckResult(name, report.outcome, report.duration, message, getattr(report, "fatal", False))
         self.suite.results.append(result)
-        self.print_result(result)
-
-    def print_result(self, r: CheckResult) -> None:
-        first, *rest = (r.message or "").splitlines() or [""]
-        duration = f"{r.duration:5.2f}s" if r.status != "skipped" else "      "
-        self.out.write(f"  {MARK[r.status]}  {r.name:<13}{duration}  {first}".rstrip() + "\n")
-        for line in rest:
-            self.out.write(f"{'':24}{line}\n")
+        self.out.write(render.check_line(result))
         self.out.flush()
 
     def pytest_collectreport(self, report):
         if report.failed:  # a broken checks module: say so instead of running nothing
-            self.out.write(f"The suite's checks could not be loaded:\n{report.longrepr}\n")
+            self.out.write(render.printable(f"The suite's checks could not be loaded:\n{report.longrepr}\n"))
 
     def pytest_runtest_logfinish(self, nodeid, location):
         self.current = None

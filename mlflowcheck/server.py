@@ -20,17 +20,15 @@ from pathlib import Path
 
 import requests
 
+from mlflowcheck.diagnosis import http
+from mlflowcheck.secrets import ENV_PASSWORD, ENV_TOKEN, ENV_USER, redact_backend_uri
+
 #: Addresses the suite may start a server on or send traffic to without asking.
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 
 class ServerStartError(RuntimeError):
     """The server process died or did not answer before its deadline."""
-
-
-def redact(uri: str) -> str:
-    """The URI with any password replaced, for printing: credentials are never shown."""
-    return re.sub(r"(//[^:/@]+):[^@/]*@", r"\1:***@", uri)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -50,7 +48,9 @@ def is_listening(host: str, port: int, timeout: float = 1.0) -> bool:
 
 
 def light_server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {**os.environ, **(extra or {})}
+    # The client's credentials are the suite's, not the server's business.
+    env = {k: v for k, v in os.environ.items() if k not in (ENV_USER, ENV_PASSWORD, ENV_TOKEN)}
+    env.update(extra or {})
     # The job runner (huey consumers for GenAI jobs) costs ~10 extra processes and ~2.5 GB;
     # nothing this suite logs needs it.
     env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
@@ -95,7 +95,6 @@ class LocalServer:
             self.python, "-m", "mlflow", "server",
             "--host", self.host,
             "--port", str(self.port),
-            "--backend-store-uri", self.backend_store_uri,
             "--artifacts-destination", self.artifacts_destination,
             "--workers", "1",
             *self.extra_args,
@@ -109,7 +108,9 @@ class LocalServer:
             self.process = subprocess.Popen(
                 self.command(),
                 cwd=self.workdir,
-                env=light_server_env(self.env),
+                # The backend URI goes by environment, not argv: argv is readable by every user
+                # of the machine (ps), and the URI may hold the database password.
+                env=light_server_env({**(self.env or {}), "MLFLOW_BACKEND_STORE_URI": self.backend_store_uri}),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -226,7 +227,8 @@ def missing_driver(backend_store_uri: str) -> str | None:
     family = scheme.split("+")[0]
     alternative = INSTALLED_ALTERNATIVE.get(family)
     if alternative and alternative != scheme and importlib.util.find_spec(DRIVERS[alternative][0]):
-        message += f", or use the installed driver: {alternative}://{backend_store_uri.split('://', 1)[-1]}"
+        shown = redact_backend_uri(f"{alternative}://{backend_store_uri.split('://', 1)[-1]}")
+        message += f", or use the installed driver: {shown}"
     return message
 
 
@@ -253,7 +255,7 @@ def wait_until_ready(
                 f"It said:\n{log_errors(log_path)}\n(full log: {log_path})"
             )
         try:
-            resp = requests.get(f"{url}/health", timeout=2)
+            resp = http("GET", f"{url}/health", timeout=2, deadline=5)
             if resp.status_code == 200:
                 return
             last_error = f"/health answered HTTP {resp.status_code}"

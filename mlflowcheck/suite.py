@@ -6,9 +6,12 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlflowcheck.diagnosis import Target
+
+if TYPE_CHECKING:
+    from mlflowcheck.model_worker import ModelWorker
 
 
 @dataclass
@@ -16,12 +19,30 @@ class Options:
     tracking_uri: str
     model_format: str | None = None  # None: MLflow's default (skops on 3.17)
     registered_model: str = "mlflow-local-test-model"
-    alias: str = "latest-check"
+    alias: str | None = None  # None: an alias of this run's own, check-<run id>
     verbose: bool = False
     server_log: Path | None = None  # the log of a server this suite started, for messages
     ui: bool | None = None  # the browser check: True required, False off, None when a browser is found
     screenshots: Path | None = None  # where the browser check saves its screenshots
     timeout: float | None = None  # --timeout: bounds the whole run, in seconds
+    server_started_by_suite: bool = False  # the verdict is about a server this suite started
+    cleanup: bool = False  # --cleanup: delete what this run created, after the checks
+    backend_store_uri: str | None = None  # of a server this suite started, password hidden (for `mlflow gc`)
+
+
+@dataclass
+class ModelResults:
+    """What the model worker hands back: its two verdicts, and what it created on the server
+    (the logged model, the registry version, the alias), for the checks after it and for
+    --cleanup."""
+
+    checks: dict[str, dict] = field(default_factory=dict)  # "model"/"registry" -> status, note or message, tip
+    model_id: str | None = None
+    model_file: str = ""
+    registered_version: str | None = None
+    registered_model_created: bool = False  # the registered model did not exist before this run
+    alias: str | None = None
+    alias_before: str | None = None  # the version the alias pointed at before this run, if any
 
 
 @dataclass
@@ -48,14 +69,23 @@ class Suite:
     model: Any = None  # the trained LogisticRegression
     model_info: Any = None
     model_file: str = ""
-    registered_version: str | None = None  # the registry version this run added
-    model_worker: Any = None  # models.ModelWorker: the model checks' parallel process
+    saved_model: dict[str, str] | None = None  # the model as the suite saved it: file -> sha256
+    registered_version: str | None = None  # the registry version this run added and verified
+    model_worker: ModelWorker | None = None  # the model checks' parallel process
+    created: ModelResults = field(default_factory=ModelResults)  # what the model checks created
+    cleanup_report: list[str] | None = None  # what --cleanup did, line by line
     screenshots: list[str] = field(default_factory=list)  # files the browser check saved
     timed_out: str | None = None  # the check that was running when --timeout expired
     results: list[CheckResult] = field(default_factory=list)
     notes: dict[str, str] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
     tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mlflowcheck-")))
+
+    @property
+    def alias(self) -> str:
+        """The registry alias this run sets: --alias, else one of its own (no race with
+        other runs of the suite: each verifies the alias it set)."""
+        return self.options.alias or f"check-{(self.run_id or 'none')[:12]}"
 
     @property
     def expiry(self) -> str:

@@ -27,16 +27,7 @@ def expect_equal(what: str, got, want, tip: str | None = None) -> None:
 
 def experiment(suite: Suite) -> None:
     client = suite.client
-    name = seed.experiment_name()
-    for attempt in range(1, 20):
-        candidate = name if attempt == 1 else f"{name}_{attempt}"
-        if client.get_experiment_by_name(candidate) is None:
-            name = candidate
-            break
-    else:
-        raise CheckFailed(f"Could not find a free experiment name near {name!r}.", "run again.")
-    # Open in the UI's classic view of training runs, not the GenAI one (see Suite.ui_url).
-    suite.experiment_id = client.create_experiment(name, tags={EXPERIMENT_KIND: "custom_model_development"})
+    suite.experiment_id, name = create_experiment(client, seed.experiment_name())
     suite.experiment_name = name
     got = client.get_experiment(suite.experiment_id)
     expect_equal("experiment name", got.name, name)
@@ -45,6 +36,23 @@ def experiment(suite: Suite) -> None:
     by_name = client.get_experiment_by_name(name)
     expect_equal("experiment found by its name", getattr(by_name, "experiment_id", None), suite.experiment_id)
     suite.note("experiment", f"{name} (id {suite.experiment_id}), artifacts at {got.artifact_location}")
+
+
+def create_experiment(client, base: str, attempts: int = 100) -> tuple[str, str]:
+    """Create an experiment named ``base``, else ``base_2``, ``base_3``, ...: the server
+    decides who gets a name (create, and on "already exists" take the next), so suites that
+    start in the same second never share an experiment. Returns (id, name)."""
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(1, attempts + 1):
+        name = base if attempt == 1 else f"{base}_{attempt}"
+        try:
+            # Open in the UI's classic view of training runs, not the GenAI one (see Suite.ui_url).
+            return client.create_experiment(name, tags={EXPERIMENT_KIND: "custom_model_development"}), name
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+    raise CheckFailed(f"The experiment names {base!r} to {base}_{attempts} are all taken.", "run again in a second.")
 
 
 def start_run(suite: Suite) -> None:

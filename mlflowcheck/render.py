@@ -1,0 +1,113 @@
+"""Rendering results: the check lines, the verdict, the JSON report and the JUnit properties.
+
+Everything the suite shows goes through here, so two rules hold in one place: text that came
+from the server is shown with control characters escaped (a server cannot write terminal
+escape sequences), and no secret this process holds is ever written (secrets.scrub).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import TextIO
+
+from mlflowcheck.secrets import scrub
+from mlflowcheck.suite import CheckResult, Suite
+
+#: Version of the --json document's layout; bumped when a field changes meaning or goes away.
+JSON_SCHEMA_VERSION = 2
+MARK = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}
+VERDICT = {0: "PASS", 1: "FAIL", 2: "ERROR (the suite could not run)"}
+#: C0 and C1 controls (but newline and tab), and the invisible characters that reorder or hide
+#: text on a terminal (bidi overrides, zero-width characters, line and paragraph separators).
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print: control characters escaped (ESC as \\x1b), secrets masked."""
+    return CONTROL.sub(lambda m: _escape(m.group()), scrub(str(text)))
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def check_line(r: CheckResult) -> str:
+    """One check's lines: mark, name, time and what it saw; the rest of the message indented."""
+    first, *rest = (r.message or "").splitlines() or [""]
+    duration = f"{r.duration:5.2f}s" if r.status != "skipped" else "      "
+    lines = [f"  {MARK[r.status]}  {r.name:<13}{duration}  {first}".rstrip()]
+    lines += [f"{'':24}{line}" for line in rest]
+    return "\n".join(lines) + "\n"
+
+
+def whose_server(suite: Suite) -> str:
+    """Whose server the verdict is about: a PASS on a server the suite started proves the
+    local set-up, not the server the user meant to test."""
+    if suite.options.server_started_by_suite:
+        return "a server this suite started itself (nothing was listening), not one you run"
+    return "the server at this address"
+
+
+def verdict_line(suite: Suite, code: int) -> str:
+    c = suite.counts()
+    expired = f" ({suite.expiry})" if suite.timed_out else ""
+    return (
+        f"Verdict: {VERDICT[code]}: {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped "
+        f"in {time.time() - suite.started:.1f}s{expired}, on {whose_server(suite)}\n"
+    )
+
+
+def summary(suite: Suite, code: int, out: TextIO) -> None:
+    out.write(printable(verdict_line(suite, code)))
+    gone = " (moved to the trash by --cleanup)" if suite.cleanup_report else ""
+    if suite.experiment_url:
+        out.write(printable(f"Experiment: {suite.experiment_url}{gone}\n"))
+    if suite.run_url:
+        out.write(printable(f"Run:        {suite.run_url}{gone}\n"))
+    out.flush()
+
+
+def properties(suite: Suite) -> dict[str, str]:
+    """Facts about the run as a whole: the JUnit XML's <properties>, and fields of the JSON."""
+    return {
+        "tracking_uri": suite.target.url if suite.target else suite.options.tracking_uri,
+        "server_started_by_suite": str(suite.options.server_started_by_suite).lower(),
+        "client_version": suite.client_version,
+        "server_version": suite.server_version,
+        "experiment_id": suite.experiment_id or "",
+        "run_id": suite.run_id or "",
+    }
+
+
+def json_document(suite: Suite, code: int) -> dict:
+    return {
+        "schema_version": JSON_SCHEMA_VERSION,
+        "verdict": {0: "pass", 1: "fail", 2: "error"}[code],
+        "exit_code": code,
+        "tracking_uri": properties(suite)["tracking_uri"],
+        "server_started_by_suite": suite.options.server_started_by_suite,
+        "client_version": suite.client_version,
+        "server_version": suite.server_version,
+        "experiment_id": suite.experiment_id,
+        "experiment_name": suite.experiment_name,
+        "run_id": suite.run_id,
+        "experiment_url": suite.experiment_url,
+        "run_url": suite.run_url,
+        "duration": round(time.time() - suite.started, 3),
+        "screenshots": suite.screenshots,
+        "cleanup": suite.cleanup_report,
+        "checks": [
+            {"name": r.name, "status": r.status, "duration": round(r.duration, 4), "message": r.message}
+            for r in suite.results
+        ],
+    }
+
+
+def write_json(suite: Suite, code: int, path: Path) -> None:
+    text = json.dumps(json_document(suite, code), ensure_ascii=False, indent=2) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(scrub(text), encoding="utf-8")
