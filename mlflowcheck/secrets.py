@@ -72,17 +72,23 @@ def redact_url(uri: str) -> str:
 
 def redact_backend_uri(uri: str) -> str:
     """A backend-store URI as it may be shown, rendered by SQLAlchemy with the password
-    hidden (and secret query parameters masked). Not a SQLAlchemy URL: as a URL."""
+    hidden (and secret query parameters masked). Not a SQLAlchemy URL: as a URL.
+
+    The user info is split off first by the same rule as for tracking URIs, so a password
+    with an unencoded ``@`` or ``/`` (which SQLAlchemy's parser would cut in two, showing
+    half of it as the host) is hidden whole.
+    """
+    clean, credentials = split_credentials(uri)
     try:
         from sqlalchemy.engine import make_url
 
-        url = make_url(uri)
-    except Exception:  # not a database URL (a path, garbage): redact it as a URL
-        return redact_url(uri)
-    secret = {key: MASK for key in url.query if SECRET_KEY.search(key)}
-    if secret:
-        url = url.update_query_dict(secret)
-    return url.render_as_string(hide_password=True)
+        url = make_url(clean)
+    except Exception:  # not a database URL (a path, garbage): shown as a URL
+        return clean
+    if credentials is not None:
+        url = url.set(username=credentials.username, password=credentials.password or None)
+    rendered = url.render_as_string(hide_password=True)
+    return rendered.replace("=%2A%2A%2A", f"={MASK}")  # SQLAlchemy quotes the masked query values
 
 
 def use_credentials(credentials: Credentials | None) -> None:

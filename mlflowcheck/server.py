@@ -76,6 +76,7 @@ class LocalServer:
     env: dict[str, str] | None = None  # extra environment variables for the server
     python: str = sys.executable  # another environment's Python runs another MLflow version
     log_path: Path | None = None
+    scheme: str = "http"  # "https" when extra_args make it serve TLS (uvicorn's --ssl-* options)
     process: subprocess.Popen | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -88,7 +89,7 @@ class LocalServer:
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
-        return f"http://{host}:{self.port}"
+        return f"{self.scheme}://{host}:{self.port}"
 
     def command(self) -> list[str]:
         return [
@@ -255,7 +256,8 @@ def wait_until_ready(
                 f"It said:\n{log_errors(log_path)}\n(full log: {log_path})"
             )
         try:
-            resp = http("GET", f"{url}/health", timeout=2, deadline=5)
+            # Readiness only: a TLS server's certificate is the test's business, not this poll's.
+            resp = http("GET", f"{url}/health", timeout=2, deadline=5, verify=False)
             if resp.status_code == 200:
                 return
             last_error = f"/health answered HTTP {resp.status_code}"

@@ -25,6 +25,7 @@ class Fault:
     path: str  # regex searched in the request path
     action: str  # "drop": answer 200 {} unforwarded; "status:N"; "corrupt"; "replace:TEXT"; "delay:SECONDS"
     body: str = ""  # regex searched in the request body, if given
+    payload: bytes | None = None  # with "status:N" or "replace:": the bytes to answer (JSON)
 
     def matches(self, method: str, path: str, body: bytes) -> bool:
         return (
@@ -79,6 +80,8 @@ class FaultProxy:
                     proxy.closing.wait(float(fault.action.split(":", 1)[1]))
                 if fault is not None and fault.action.startswith("status:"):
                     code = int(fault.action.split(":", 1)[1])
+                    if fault.payload is not None:
+                        return self._send(code, {"content-type": "application/json"}, fault.payload)
                     return self._send(code, {"content-type": "text/html"}, b"<html><body>proxy error</body></html>")
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
                 resp = requests.request(
@@ -93,7 +96,7 @@ class FaultProxy:
                 if fault is not None and fault.action == "corrupt":
                     content = bytes(b ^ 0x5A for b in content)
                 elif fault is not None and fault.action.startswith("replace:"):
-                    content = fault.action.split(":", 1)[1].encode()
+                    content = fault.payload if fault.payload is not None else fault.action.split(":", 1)[1].encode()
                 out_headers = {k: v for k, v in resp.headers.items() if k.lower() not in HOP_BY_HOP}
                 return self._send(resp.status_code, out_headers, content)
 

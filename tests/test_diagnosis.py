@@ -122,6 +122,6 @@ def test_mlflow_2_server_fails_versions_with_the_upgrade_fix(fresh_server, tmp_p
     assert result.statuses()["experiment"] == "skipped"
 
 
-def test_https_to_a_plain_http_server_is_named_as_a_scheme_problem(server, tmp_path):
+def test_https_to_a_plain_http_server_is_told_which_scheme_works(server, tmp_path):
     result = run_suite(tmp_path, "--tracking-uri", server.url.replace("http://", "https://"))
-    assert_fails(result, "server", "accepted the connection but the HTTP request failed", "http vs https", code=2)
+    assert_fails(result, "server", "speaks plain HTTP, not HTTPS", f"use --tracking-uri {server.url}", code=2)

@@ -1,0 +1,216 @@
+"""The pure functions, tested directly: URI parsing, credentials and redaction, escaping of
+server text, the explanation of errors, model digests, the cleanup's gc command."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from mlflowcheck import render
+from mlflowcheck.cleanup import gc_command
+from mlflowcheck.diagnosis import CheckFailed, explain, parse_target
+from mlflowcheck.models import digest_differences
+from mlflowcheck.secrets import Credentials, mask_query, redact_backend_uri, scrub, split_credentials
+from mlflowcheck.suite import Options, Suite
+
+# --- credentials in the tracking URI ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("uri", "shown", "user", "password"),
+    [
+        ("http://alice:SECRET@host:5000", "http://host:5000", "alice", "SECRET"),
+        ("http://alice:p@ss@host:5000/mlflow", "http://host:5000/mlflow", "alice", "p@ss"),
+        ("http://alice:pa/ss@host:5000", "http://host:5000", "alice", "pa/ss"),
+        ("http://alice:a?b#c:d@host:5000", "http://host:5000", "alice", "a?b#c:d"),
+        ("http://alice:p%40ss%2F@host", "http://host", "alice", "p@ss/"),
+        ("https://token@host/#/experiments/1", "https://host/#/experiments/1", "token", ""),
+        ("alice:secret@127.0.0.1:5000", "127.0.0.1:5000", "alice", "secret"),
+    ],
+)
+def test_user_info_is_taken_out_of_the_uri_as_credentials(uri, shown, user, password):
+    clean, creds = split_credentials(uri)
+    assert clean == shown
+    assert creds == Credentials(user, password)
+
+
+def test_uri_without_user_info_is_unchanged_and_has_no_credentials():
+    assert split_credentials("http://127.0.0.1:3111/#/experiments/1") == ("http://127.0.0.1:3111/#/experiments/1", None)
+
+
+def test_credentials_repr_never_shows_the_password():
+    assert "SECRET" not in repr(Credentials("alice", "SECRET"))
+    assert "SECRET" not in repr(parse_target("http://alice:SECRET@h:1"))
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("h/?password=SECRET", "h/?password=***"),
+        ("h/?a=1&access_token=SECRET#x", "h/?a=1&access_token=***#x"),
+        ("h/?X-Amz-Signature=SECRET&b=2", "h/?X-Amz-Signature=***&b=2"),
+        ("h/?a=1", "h/?a=1"),
+    ],
+)
+def test_secret_query_values_are_masked(text, masked):
+    assert mask_query(text) == masked
+
+
+@pytest.mark.parametrize(
+    ("uri", "shown"),
+    [
+        ("postgresql+psycopg2://mlflow:p@ss/w0rd@db:5432/mlflow", "postgresql+psycopg2://mlflow:***@db:5432/mlflow"),
+        (
+            "mysql+pymysql://root:SECRET@127.0.0.1/m?charset=utf8mb4",
+            "mysql+pymysql://root:***@127.0.0.1/m?charset=utf8mb4",
+        ),
+        ("mysql+pymysql://root@h/m?password=SECRET", "mysql+pymysql://root@h/m?password=***"),
+        ("sqlite:///my.db", "sqlite:///my.db"),
+    ],
+)
+def test_backend_store_uris_are_shown_by_sqlalchemy_with_the_password_hidden(uri, shown):
+    assert redact_backend_uri(uri) == shown
+
+
+def test_scrub_masks_every_secret_the_process_holds(monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "pw-canary-1")
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "tok-canary-2")
+    assert scrub("a pw-canary-1 b tok-canary-2") == "a *** b ***"
+
+
+# --- parsing the tracking URI ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("uri", "phrase"),
+    [
+        ("127.0.0.1:5000", "did you mean http://127.0.0.1:5000"),
+        ("localhost:5000/mlflow", "did you mean http://localhost:5000/mlflow"),
+        ("http://[::1", "cannot be parsed"),
+        ("http://127.0.0.1:99999", "cannot be parsed"),
+        ("http://127.0.0.1:0", "port 0"),
+        ("sqlite:///my.db", "--backend-store-uri"),
+        ("ftp://h:1", "reached over http or https"),
+        ("http://h:1/api/2.0/mlflow", "API path"),
+        ("http://", "no valid host"),
+    ],
+)
+def test_bad_tracking_uris_get_a_fatal_message_with_a_tip(uri, phrase):
+    with pytest.raises(CheckFailed) as info:
+        parse_target(uri)
+    assert info.value.fatal
+    assert info.value.tip
+    assert phrase in str(info.value)
+
+
+def test_ui_address_and_ipv6_are_parsed_to_the_servers_root():
+    target = parse_target("http://[::1]:5000/#/experiments/3")
+    assert (target.url, target.host, target.port) == ("http://[::1]:5000", "::1", 5000)
+    assert target.note == "UI address given; testing the server at http://[::1]:5000"
+
+
+def test_credentials_in_the_uri_end_up_on_the_target_and_never_in_its_messages():
+    target = parse_target("https://bob:s3cr@t@mlflow.example:8443/prefix/")
+    assert target.url == "https://mlflow.example:8443/prefix"
+    assert target.credentials == Credentials("bob", "s3cr@t")
+    with pytest.raises(CheckFailed) as info:
+        parse_target("ftp://bob:s3cr@t@host:1")
+    assert "s3cr" not in str(info.value)
+
+
+ARBITRARY = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=80)
+URLISH = st.builds(
+    lambda scheme, user, host, port, rest: f"{scheme}{user}{host}{port}{rest}",
+    st.sampled_from(["", "http://", "https://", "HTTP://", "ftp://", "sqlite:///", "://"]),
+    st.sampled_from(["", "u@", "u:p@", "u:p@ss/x@", ":@"]),
+    st.sampled_from(["127.0.0.1", "[::1]", "[::1", "localhost", "", "ex ample", "[zz]", "h\u202e"]),
+    st.sampled_from(["", ":", ":0", ":5000", ":99999", ":-1", ":x"]),
+    ARBITRARY,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(ARBITRARY, URLISH))
+def test_any_string_is_a_target_or_a_fatal_message_never_an_exception(uri):
+    try:
+        target = parse_target(uri)
+    except CheckFailed as exc:
+        failure = exc
+    else:
+        failure = None
+    if failure is not None:
+        assert failure.fatal
+        assert failure.tip
+        return
+    assert target.url.startswith(("http://", "https://"))
+    assert 0 < target.port < 65536
+    assert "@" not in target.url.split("://", 1)[1].split("/", 1)[0]  # no user info left
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(ARBITRARY, URLISH), st.text(max_size=20, alphabet="abcXYZ019@/:?#%"))
+def test_a_password_in_any_uri_never_survives_parsing(rest, tail):
+    password = f"Pw{tail}"
+    assume("#/" not in password)  # documented: a UI fragment ends the user info
+    assume("@" not in rest.split("#/")[0] and "Pw" not in rest)
+    shown, creds = split_credentials(f"http://user:{password}@127.0.0.1:5000/{rest}")
+    assert creds is not None
+    assert "Pw" not in shown
+
+
+# --- text from the server --------------------------------------------------------------------
+
+
+def test_terminal_escape_sequences_from_a_server_are_escaped():
+    evil = "boom\x1b[2J\x1b]0;pwned\x07\r\u202egnp.exe\x9b"
+    shown = render.printable(evil)
+    assert shown == "boom\\x1b[2J\\x1b]0;pwned\\x07\\x0d\\u202egnp.exe\\x9b"
+    assert render.CONTROL.search(shown) is None
+
+
+def test_newlines_and_chinese_text_are_kept():
+    assert render.printable("本地测试实验_1\nTip: x") == "本地测试实验_1\nTip: x"
+
+
+# --- explanations ----------------------------------------------------------------------------
+
+
+def test_permission_denied_is_explained_as_a_permission_not_as_storage(monkeypatch):
+    from mlflow.exceptions import RestException
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "bob")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "irrelevant-pw")
+    failure = explain(RestException({"error_code": "PERMISSION_DENIED", "message": "Permission denied"}))
+    assert "does not allow the account 'bob'" in failure.message
+    assert "HTTP 403" in failure.message
+    assert "create_registered_model_permission" in failure.tip
+    assert "artifact store" not in str(failure)
+
+
+def test_server_errors_that_name_a_storage_cause_are_still_explained_as_storage():
+    from mlflow.exceptions import MlflowException
+
+    failure = explain(MlflowException("[Errno 13] Permission denied: '/srv/mlartifacts/1'"))
+    assert "cannot write to its artifact store" in failure.message
+
+
+# --- models and cleanup ----------------------------------------------------------------------
+
+
+def test_digest_differences_name_every_file_with_both_hashes():
+    saved = {"MLmodel": "a" * 64, "model.pkl": "b" * 64, "conda.yaml": "c" * 64}
+    got = {"MLmodel": "a" * 64, "model.pkl": "d" * 64, "extra.py": "e" * 64}
+    assert digest_differences(got, saved) == [
+        f"conda.yaml: missing (saved sha256 {'c' * 64})",
+        f"extra.py: not saved by the suite (sha256 {'e' * 64})",
+        f"model.pkl: sha256 {'d' * 64}, saved {'b' * 64}",
+    ]
+    assert digest_differences(saved, saved) == []
+
+
+def test_gc_command_names_the_runs_experiment_and_hides_the_database_password():
+    suite = Suite(Options("http://h:1", backend_store_uri=redact_backend_uri("postgresql://u:pw-x@db/m")))
+    suite.experiment_id = "7"
+    assert gc_command(suite) == "mlflow gc --backend-store-uri postgresql://u:***@db/m --experiment-ids 7"
+    suite.tmp.rmdir()
