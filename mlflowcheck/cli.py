@@ -37,9 +37,9 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(EXIT_NO_RUN, f"{self.prog}: error: {message}\nTip: run `{self.prog} --help` for the options.\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "test_mlflow_local.py") -> argparse.ArgumentParser:
     p = ArgumentParser(
-        prog="test_mlflow_local.py",
+        prog=prog,
         description="Prove an MLflow tracking deployment works end to end: log the seed's run "
         "through the server and read every item back.",
         epilog="Exit codes: 0 every check passed, 1 a check failed, 2 the suite could not run.",
@@ -134,8 +134,8 @@ def resolve_tracking_uri(cli_value: str | None) -> str:
     return cli_value or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
-def main(argv: list[str] | None = None, project_dir: Path | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, project_dir: Path | None = None, prog: str = "test_mlflow_local.py") -> int:
+    args = build_parser(prog).parse_args(argv)
     # SIGTERM (a CI timeout, `kill`) and SIGHUP (the terminal closed) would end Python without
     # running `finally`, leaving a server the suite started behind; handled like Ctrl+C,
     # everything is stopped and removed first.
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None, project_dir: Path | None = None) -> int:
 def console_main() -> None:
     """The `mlflowcheck` command (pip install .): the same as `python test_mlflow_local.py`,
     with the current directory as the project directory (my.db, mlartifacts/, reports/)."""
-    code = main(sys.argv[1:], project_dir=Path.cwd())
+    code = main(sys.argv[1:], project_dir=Path.cwd(), prog="mlflowcheck")
     gc.freeze()  # exit without a last full garbage collection over MLflow's objects (~0.6 s)
     sys.exit(code)
 

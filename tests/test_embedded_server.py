@@ -35,11 +35,17 @@ def processes_mentioning(text: str) -> list[str]:
 def test_start_server_starts_a_light_server_passes_and_stops_it(tmp_path):
     port = free_port()
     server_dir = tmp_path / "project"
+    junit = tmp_path / "junit.xml"
     result = run_suite(
-        tmp_path, "--tracking-uri", f"http://127.0.0.1:{port}", "--start-server", "--server-dir", str(server_dir)
-    )
+        tmp_path, "--tracking-uri", f"http://127.0.0.1:{port}", "--start-server", "--server-dir", str(server_dir),
+        "--junitxml", str(junit),
+    )  # fmt: skip
     result.assert_all_passed()
     assert f"Nothing listens at http://127.0.0.1:{port}: starting `mlflow server" in result.output
+    # Whose server passed: one this suite started, said in the verdict, the JSON and the JUnit XML.
+    assert "on a server this suite started itself (nothing was listening), not one you run" in result.output
+    assert result.report["server_started_by_suite"] is True
+    assert '<property name="server_started_by_suite" value="true" />' in junit.read_text()
     assert "Stopped the server this suite started" in result.output
     # The seed's layout, made by running it: the database and the artifact directory.
     assert (server_dir / "my.db").is_file()
@@ -99,9 +105,12 @@ def suite_process(tmp_path, port: int, *args: str):
         sys.executable, str(ENTRY), "--tracking-uri", f"http://127.0.0.1:{port}", "--start-server",
         "--server-dir", str(tmp_path), "--no-ui", *args,
     ]  # fmt: skip
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    env = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}  # to see what the suite leaves there
     with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, cwd=tmp_path
-    ) as proc:
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, cwd=tmp_path,
+        env=env,
+    ) as proc:  # fmt: skip
         try:
             yield proc
         finally:
@@ -125,7 +134,9 @@ def read_until(proc, marker: str, seconds: float = 180) -> str:
     return "".join(lines)
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize(
+    "stop_signal", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["ctrl-c", "sigterm", "sighup"]
+)
 def test_keep_serving_serves_the_results_until_stopped_then_stops_the_server(tmp_path, stop_signal):
     port = free_port()
     with suite_process(tmp_path, port, "--keep-serving", "-k", "not model and not registry") as proc:
@@ -137,17 +148,20 @@ def test_keep_serving_serves_the_results_until_stopped_then_stops_the_server(tmp
         rest, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0
     assert "Stopped the server this suite started." in rest
+    assert list((tmp_path / "tmp").iterdir()) == []
     assert not is_listening("127.0.0.1", port)
     assert processes_mentioning(f"--port {port}") == []
 
 
-def test_sigterm_during_the_checks_still_stops_the_server_the_suite_started(tmp_path):
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGHUP], ids=["sigterm", "sighup"])
+def test_a_signal_during_the_checks_still_stops_the_server_and_removes_temporary_files(tmp_path, stop_signal):
     port = free_port()
     with suite_process(tmp_path, port) as proc:
         seen = read_until(proc, "PASS  experiment")  # the checks are under way
         assert "PASS  experiment" in seen
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(stop_signal)
         rest, _ = proc.communicate(timeout=60)
+    assert list((tmp_path / "tmp").iterdir()) == []  # the suite's temporary directory is gone
     assert proc.returncode == 2, rest
     assert "Interrupted" in rest
     assert "Stopped the server this suite started" in rest

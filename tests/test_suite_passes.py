@@ -39,6 +39,9 @@ def test_output_has_one_line_per_check_a_verdict_and_ui_addresses(passing):
         assert any(line.split()[:2] == [status[:4].upper(), name] for line in lines), name
     assert re.search(r"^  SKIP  browser +--no-ui$", result.output, re.MULTILINE)
     assert "Verdict: PASS: 16 passed, 0 failed, 1 skipped" in result.output
+    assert ", on the server at this address" in result.output
+    assert result.report["server_started_by_suite"] is False
+    assert result.report["schema_version"] == 2
     exp, run = result.report["experiment_id"], result.report["run_id"]
     # Addresses that open in the UI's "Model training" view, not the GenAI one.
     assert f"Experiment: {server.url}/#/experiments/{exp}?workflowType=machine_learning" in result.output
@@ -51,6 +54,9 @@ def test_junit_xml_lists_every_check_as_a_passed_testcase(passing):
     names = {c.get("name").removeprefix("check_"): c for c in cases}
     assert sorted(names) == sorted(ALL_CHECKS)
     outcomes = {name: [child.tag for child in case] for name, case in names.items()}
+    properties = {p.get("name"): p.get("value") for p in ET.parse(junit).getroot().iter("property")}
+    assert properties["server_started_by_suite"] == "false"
+    assert properties["server_version"] == "3.17.2"
     assert outcomes == {**dict.fromkeys(ALL_CHECKS, []), "browser": ["skipped"]}
 
 
@@ -115,7 +121,12 @@ def test_each_run_adds_a_version_to_the_registered_model(passing, tmp_path):
     assert again.code == 0, again.output
     [(latest,)] = db_rows(server, "select max(version) from model_versions where name = ?", "mlflow-local-test-model")
     assert latest == versions_before[0][0] + 1
+    # Each run points an alias of its own at its version: no run moves another's.
+    alias = f"check-{again.report['run_id'][:12]}"
     assert db_rows(
-        server, "select version from registered_model_aliases where name = ?", "mlflow-local-test-model"
+        server,
+        "select version from registered_model_aliases where name = ? and alias = ?",
+        "mlflow-local-test-model",
+        alias,
     ) == [(latest,)]
     assert "model.pkl (pickle)" in again.check("model")["message"]
