@@ -316,6 +316,10 @@ def run_checks(suite: Suite, args, out) -> int:
     if args.junitxml:
         pytest_args += ["--junitxml", args.junitxml]
     plugin = SuitePlugin(suite, out)
+    if not args.select:  # every check runs: start the model worker's imports right now
+        from mlflowcheck.model_worker import ModelWorker
+
+        suite.model_worker = ModelWorker(suite.tmp / "model-worker.log")
     try:
         status = pytest.main(pytest_args, plugins=[plugin])
     finally:

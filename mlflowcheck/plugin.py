@@ -72,11 +72,16 @@ class SuitePlugin:
             items[:] = [i for i in items if i not in off]
 
     def pytest_collection_finish(self, session):
-        # The model worker pays for its imports on the other core while the first checks run.
-        if WORKER_CHECKS & {check_name(i) for i in session.items}:
+        # With -k the model checks may not be selected: start the worker only if they are
+        # (without -k the command line started it before pytest, to overlap the imports).
+        wanted = bool(WORKER_CHECKS & {check_name(i) for i in session.items})
+        if wanted and self.suite.model_worker is None:
             from mlflowcheck.model_worker import ModelWorker
 
             self.suite.model_worker = ModelWorker(self.suite.tmp / "model-worker.log")
+        elif not wanted and self.suite.model_worker is not None:
+            self.suite.model_worker.stop()
+            self.suite.model_worker = None
 
     def pytest_configure(self, config):
         config.addinivalue_line("markers", "needs(*checks): checks that must pass before this one")

@@ -48,8 +48,8 @@ def whose_server(suite: Suite) -> str:
     """Whose server the verdict is about: a PASS on a server the suite started proves the
     local set-up, not the server the user meant to test."""
     if suite.options.server_started_by_suite:
-        return "a server this suite started itself (nothing was listening), not one you run"
-    return "the server at this address"
+        return ", on a server this suite started itself (nothing was listening), not one you run"
+    return ", on the server at this address" if suite.target is not None else ""
 
 
 def verdict_line(suite: Suite, code: int) -> str:
@@ -57,7 +57,7 @@ def verdict_line(suite: Suite, code: int) -> str:
     expired = f" ({suite.expiry})" if suite.timed_out else ""
     return (
         f"Verdict: {VERDICT[code]}: {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped "
-        f"in {time.time() - suite.started:.1f}s{expired}, on {whose_server(suite)}\n"
+        f"in {time.time() - suite.started:.1f}s{expired}{whose_server(suite)}\n"
     )
 
 
