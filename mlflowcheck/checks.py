@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from mlflowcheck import artifacts, cleanup, diagnosis, tracking, ui
+from mlflowcheck import artifacts, cleanup, diagnosis, posture, security, tracking, ui
+from mlflowcheck.diagnosis import CheckFailed
 from mlflowcheck.model_worker import worker_check
 
 needs = pytest.mark.needs
@@ -111,6 +112,58 @@ def check_browser(suite):
 @needs("artifact", "run")
 def check_final_report(suite):
     artifacts.report(suite, final=True)
+
+
+# --- security posture: only with --security (--security-write for the last), read-only ----
+
+
+def verdict(suite, name: str, finding: posture.Finding) -> None:
+    """A security finding as the check's outcome: FAIL raises, WARN and PASS note it."""
+    if finding.status == "fail":
+        raise CheckFailed(finding.message, finding.tip)
+    if finding.status == "warn":
+        suite.warn(name, finding.message + (f"\nTip: {finding.tip}" if finding.tip else ""))
+    else:
+        suite.note(name, finding.message)
+
+
+@needs("server")
+def check_exposure(suite):
+    suite.exposure = security.probe_exposure(suite.target)
+    verdict(suite, "exposure", posture.exposure(suite.exposure))
+
+
+@needs("server")
+def check_hosts(suite):
+    verdict(suite, "hosts", posture.host_protection(security.probe_host_header(suite.target)))
+
+
+@needs("server")
+def check_cors(suite):
+    requires_credentials = suite.exposure is not None and suite.exposure.answer.status in (401, 403)
+    verdict(suite, "cors", posture.cross_origin(security.probe_cross_origin(suite.target), requires_credentials))
+
+
+@needs("server")
+def check_traversal(suite):
+    answers = security.probe_traversal(suite.target, suite.run_id, suite.experiment_id)
+    verdict(suite, "traversal", posture.traversal(answers))
+
+
+@needs("server")
+def check_headers(suite):
+    verdict(suite, "headers", posture.security_headers(security.probe_headers(suite.target)))
+
+
+@needs("access")
+def check_advisories(suite):
+    verdict(suite, "advisories", posture.known_advisories(suite.server_version))
+
+
+@needs("exposure", "run")
+def check_writes(suite):
+    answer = security.probe_anonymous_write(suite.target, suite.run_id)
+    verdict(suite, "writes", posture.anonymous_write(answer, suite.exposure.loopback))
 
 
 # Only with --cleanup (the plugin deselects it otherwise); no prerequisites: whatever this

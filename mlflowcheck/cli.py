@@ -95,6 +95,17 @@ def build_parser(prog: str = "test_mlflow_local.py") -> argparse.ArgumentParser:
         help="after the checks, delete what this run created on the server (and nothing else)",
     )
     p.add_argument(
+        "--security",
+        action="store_true",
+        help="also probe the server's security posture, read-only (exposure, host protection, CORS, "
+        "path traversal, headers, known advisories)",
+    )
+    p.add_argument(
+        "--security-write",
+        action="store_true",
+        help="with --security: also try writes without credentials, on this run's own objects only",
+    )
+    p.add_argument(
         "--ui",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -206,6 +217,8 @@ def run(args, project_dir: Path | None) -> int:
                 screenshots=(args.screenshots or project_dir / "reports" / "screenshots").resolve(),
                 server_started_by_suite=server is not None,
                 cleanup=args.cleanup,
+                security=args.security or args.security_write,
+                security_write=args.security_write,
                 backend_store_uri=redact_backend_uri(server.backend_store_uri) if server else None,
             ),
             started=started,

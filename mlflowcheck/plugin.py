@@ -22,7 +22,11 @@ from mlflowcheck.suite import CheckResult, Suite
 #: Checks that run in the model worker: it is started only when one of them is selected.
 WORKER_CHECKS = {"model", "registry"}
 #: Checks that run only when asked for (their option), not by default.
-OPT_IN = {"cleanup": "cleanup"}
+OPT_IN = {
+    "cleanup": "cleanup",
+    **dict.fromkeys(["exposure", "hosts", "cors", "traversal", "headers", "advisories"], "security"),
+    "writes": "security_write",
+}
 
 
 def check_name(item_or_report) -> str:
@@ -132,6 +136,7 @@ class SuitePlugin:
             message = self.suite.notes.get(name, "")
         message = render.printable(message)
         result = CheckResult(name, report.outcome, report.duration, message, getattr(report, "fatal", False))
+        result.warning = report.passed and name in self.suite.warnings
         self.suite.results.append(result)
         self.out.write(render.check_line(result))
         self.out.flush()

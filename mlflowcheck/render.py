@@ -39,7 +39,8 @@ def check_line(r: CheckResult) -> str:
     """One check's lines: mark, name, time and what it saw; the rest of the message indented."""
     first, *rest = (r.message or "").splitlines() or [""]
     duration = f"{r.duration:5.2f}s" if r.status != "skipped" else "      "
-    lines = [f"  {MARK[r.status]}  {r.name:<13}{duration}  {first}".rstrip()]
+    mark = "WARN" if r.warning else MARK[r.status]
+    lines = [f"  {mark}  {r.name:<13}{duration}  {first}".rstrip()]
     lines += [f"{'':24}{line}" for line in rest]
     return "\n".join(lines) + "\n"
 
@@ -55,8 +56,9 @@ def whose_server(suite: Suite) -> str:
 def verdict_line(suite: Suite, code: int) -> str:
     c = suite.counts()
     expired = f" ({suite.expiry})" if suite.timed_out else ""
+    warned = f" ({c['warned']} with warnings)" if c["warned"] else ""
     return (
-        f"Verdict: {VERDICT[code]}: {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped "
+        f"Verdict: {VERDICT[code]}: {c['passed']} passed{warned}, {c['failed']} failed, {c['skipped']} skipped "
         f"in {time.time() - suite.started:.1f}s{expired}{whose_server(suite)}\n"
     )
 
@@ -80,6 +82,7 @@ def properties(suite: Suite) -> dict[str, str]:
         "server_version": suite.server_version,
         "experiment_id": suite.experiment_id or "",
         "run_id": suite.run_id or "",
+        "warnings": ",".join(r.name for r in suite.results if r.warning),
     }
 
 
@@ -101,7 +104,12 @@ def json_document(suite: Suite, code: int) -> dict:
         "screenshots": suite.screenshots,
         "cleanup": suite.cleanup_report,
         "checks": [
-            {"name": r.name, "status": r.status, "duration": round(r.duration, 4), "message": r.message}
+            {
+                "name": r.name,
+                "status": "warn" if r.warning else r.status,
+                "duration": round(r.duration, 4),
+                "message": r.message,
+            }
             for r in suite.results
         ],
     }

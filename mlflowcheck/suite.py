@@ -12,6 +12,7 @@ from mlflowcheck.diagnosis import Target
 
 if TYPE_CHECKING:
     from mlflowcheck.model_worker import ModelWorker
+    from mlflowcheck.security import Exposure
 
 
 @dataclass
@@ -27,6 +28,8 @@ class Options:
     timeout: float | None = None  # --timeout: bounds the whole run, in seconds
     server_started_by_suite: bool = False  # the verdict is about a server this suite started
     cleanup: bool = False  # --cleanup: delete what this run created, after the checks
+    security: bool = False  # --security: the read-only security probes
+    security_write: bool = False  # --security-write: also the write probes, on this run's own objects
     backend_store_uri: str | None = None  # of a server this suite started, password hidden (for `mlflow gc`)
 
 
@@ -52,6 +55,7 @@ class CheckResult:
     duration: float
     message: str = ""
     fatal: bool = False
+    warning: bool = False  # passed, with a warning (WARN)
 
 
 @dataclass
@@ -78,6 +82,8 @@ class Suite:
     timed_out: str | None = None  # the check that was running when --timeout expired
     results: list[CheckResult] = field(default_factory=list)
     notes: dict[str, str] = field(default_factory=dict)
+    warnings: set[str] = field(default_factory=set)  # checks that passed with a warning
+    exposure: Exposure | None = None  # what the exposure probe saw, for the probes after it
     started: float = field(default_factory=time.time)
     tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mlflowcheck-")))
 
@@ -102,6 +108,11 @@ class Suite:
         """A line shown beside a check's verdict (what it saw, a warning)."""
         if text:
             self.notes[check] = text
+
+    def warn(self, check: str, text: str) -> None:
+        """The check passes with a warning: shown as WARN."""
+        self.warnings.add(check)
+        self.note(check, text)
 
     def outcome(self, name: str) -> str | None:
         for result in self.results:
@@ -136,9 +147,10 @@ class Suite:
         return self.ui_url(f"/experiments/{self.experiment_id}/runs/{self.run_id}" + (f"/{tab}" if tab else ""))
 
     def counts(self) -> dict[str, int]:
-        counts = {"passed": 0, "failed": 0, "skipped": 0}
+        counts = {"passed": 0, "failed": 0, "skipped": 0, "warned": 0}
         for result in self.results:
             counts[result.status] += 1
+            counts["warned"] += result.warning
         return counts
 
     def exit_code(self) -> int:

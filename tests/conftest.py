@@ -5,13 +5,25 @@ from __future__ import annotations
 import pytest
 
 from mlflowcheck.server import LocalServer
-from tests.support import start_server
+from tests.support import ADMIN_PASSWORD, start_server
 
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     """One healthy light server for the whole session (SQLite, proxied artifacts)."""
     srv = start_server(tmp_path_factory.mktemp("server"))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def auth_server(tmp_path_factory):
+    """One basic-auth server for the session: user admin, password support.ADMIN_PASSWORD."""
+    srv = start_server(
+        tmp_path_factory.mktemp("auth"),
+        extra_args=["--app-name", "basic-auth"],
+        env={"MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD, "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-only-key"},
+    )
     yield srv
     srv.stop()
 

@@ -11,6 +11,8 @@ import re
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote
 
 import requests
 
@@ -23,7 +25,10 @@ class Fault:
 
     method: str
     path: str  # regex searched in the request path
-    action: str  # "drop": answer 200 {} unforwarded; "status:N"; "corrupt"; "replace:TEXT"; "delay:SECONDS"
+    # "drop": answer 200 {} unforwarded; "status:N"; "corrupt"; "replace:TEXT"; "delay:SECONDS";
+    # "serve-dir:ROOT": answer with the file at ROOT joined with the path's first group, decoded,
+    # the way a misconfigured proxy serves a directory by path (no check that it stays inside)
+    action: str
     body: str = ""  # regex searched in the request body, if given
     payload: bytes | None = None  # with "status:N" or "replace:": the bytes to answer (JSON)
 
@@ -76,6 +81,13 @@ class FaultProxy:
                     proxy.hits.append(f"{self.command} {self.path} -> {fault.action}")
                 if fault is not None and fault.action == "drop":
                     return self._send(200, {"content-type": "application/json"}, b"{}")
+                if fault is not None and fault.action.startswith("serve-dir:"):
+                    relative = unquote(re.search(fault.path, self.path).group(1))
+                    try:
+                        content = Path(fault.action.split(":", 1)[1], relative).read_bytes()
+                    except OSError:
+                        return self._send(404, {"content-type": "text/plain"}, b"not found")
+                    return self._send(200, {"content-type": "application/octet-stream"}, content)
                 if fault is not None and fault.action.startswith("delay:"):
                     proxy.closing.wait(float(fault.action.split(":", 1)[1]))
                 if fault is not None and fault.action.startswith("status:"):

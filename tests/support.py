@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,9 @@ import pytest
 from mlflowcheck.server import LocalServer, ServerStartError
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The admin password of the session's basic-auth server (conftest.auth_server): also the
+#: canary of the secret-leak tests, with the characters that break naive redaction.
+ADMIN_PASSWORD = f"Cn4ry@pw/{uuid.uuid4().hex[:10]}"
 ENTRY = ROOT / "test_mlflow_local.py"
 ALL_CHECKS = [
     "uri", "network", "server", "access", "versions", "experiment", "params", "metrics",

@@ -11,7 +11,7 @@ import pytest
 from mlflowcheck.server import free_port
 from mlflowcheck.ui import find_browser
 from tests.faultproxy import Fault
-from tests.support import run_suite
+from tests.support import ADMIN_PASSWORD, run_suite
 from tests.test_broken_deployments import assert_fails, run_through_proxy
 
 #: Where .ci/run installs other MLflow versions for the old-server tests (one venv each).
@@ -50,22 +50,8 @@ def test_client_side_artifacts_are_caught_when_the_server_does_not_serve_them(fr
     assert not (tmp_path / "server-side").exists()  # the suite wrote nothing to the client's disk there
 
 
-@pytest.fixture(scope="module")
-def auth_server(tmp_path_factory):
-    from tests.support import start_server
-
-    admin_password = "s3cret-Admin-pw"
-    srv = start_server(
-        tmp_path_factory.mktemp("auth"),
-        extra_args=["--app-name", "basic-auth"],
-        env={"MLFLOW_AUTH_ADMIN_PASSWORD": admin_password, "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-only-key"},
-    )
-    yield srv, admin_password
-    srv.stop()
-
-
 def test_basic_auth_without_credentials_says_which_variables_to_set(auth_server, tmp_path):
-    srv, _ = auth_server
+    srv = auth_server
     result = run_suite(tmp_path, "--tracking-uri", srv.url)
     assert_fails(
         result, "access", "requires authentication (HTTP 401)", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"
@@ -74,7 +60,7 @@ def test_basic_auth_without_credentials_says_which_variables_to_set(auth_server,
 
 
 def test_basic_auth_with_credentials_passes_and_never_prints_them(auth_server, tmp_path):
-    srv, password = auth_server
+    srv, password = auth_server, ADMIN_PASSWORD
     env = {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": password}
     result = run_suite(tmp_path, "--tracking-uri", srv.url, env=env)
     result.assert_all_passed()
@@ -83,7 +69,7 @@ def test_basic_auth_with_credentials_passes_and_never_prints_them(auth_server, t
 
 
 def test_wrong_credentials_are_reported_as_refused(auth_server, tmp_path):
-    srv, _ = auth_server
+    srv = auth_server
     env = {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": "wrong-password"}
     result = run_suite(tmp_path, "--tracking-uri", srv.url, env=env)
     assert_fails(result, "access", "were refused")

@@ -49,7 +49,17 @@ def test_pip_install_gives_a_console_command_that_runs_the_suite(server, tmp_pat
 def test_runtime_dependencies_are_declared_apart_from_test_and_lint_pins():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     names = {dep.split(">")[0].split("=")[0].split("<")[0] for dep in project["dependencies"]}
-    assert {"mlflow", "scikit-learn", "skops", "pandas", "numpy", "requests", "pytest", "playwright"} == names
+    assert {
+        "mlflow",
+        "scikit-learn",
+        "skops",
+        "pandas",
+        "numpy",
+        "requests",
+        "packaging",
+        "pytest",
+        "playwright",
+    } == names
     assert not {"ruff", "hypothesis"} & names
     assert project["requires-python"] == ">=3.11"
     assert sys.version_info >= (3, 11)

@@ -24,27 +24,15 @@ from mlflowcheck.server import free_port
 from mlflowcheck.ui import find_browser
 from tests.databases import DatabaseUnavailable, throwaway_database
 from tests.faultproxy import Fault
-from tests.support import run_suite, start_server
+from tests.support import ADMIN_PASSWORD, run_suite
 from tests.test_broken_deployments import assert_fails, run_through_proxy
 
 # --- secrets ---------------------------------------------------------------------------------
 
 #: Canaries: a password with the characters that break naive redaction, a token, a database password.
-CANARY = f"Cn4ry@pw/{uuid.uuid4().hex[:10]}"
+CANARY = ADMIN_PASSWORD  # the session basic-auth server's admin password
 TOKEN_CANARY = f"tok-canary-{uuid.uuid4().hex[:10]}"
 DB_CANARY = f"db-canary-{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture(scope="module")
-def canary_server(tmp_path_factory):
-    """A basic-auth server whose admin password is the canary."""
-    srv = start_server(
-        tmp_path_factory.mktemp("canary"),
-        extra_args=["--app-name", "basic-auth"],
-        env={"MLFLOW_AUTH_ADMIN_PASSWORD": CANARY, "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-only-key"},
-    )
-    yield srv
-    srv.stop()
 
 
 def admin(srv) -> tuple[str, str]:
@@ -80,8 +68,8 @@ def assert_no_leak(places: dict[str, str], *secrets: str) -> None:
             assert not leaked, f"{fragment!r} leaked into {leaked}"
 
 
-def test_a_password_in_the_tracking_uri_is_used_and_leaks_nowhere(canary_server, tmp_path):
-    srv = canary_server
+def test_a_password_in_the_tracking_uri_is_used_and_leaks_nowhere(auth_server, tmp_path):
+    srv = auth_server
     uri = srv.url.replace("http://", f"http://admin:{CANARY}@")  # unencoded @ and / in the password
     result = run_suite(
         tmp_path, "--tracking-uri", uri, "--junitxml", str(tmp_path / "junit.xml"), ui=find_browser()[0] is not None
@@ -94,8 +82,8 @@ def test_a_password_in_the_tracking_uri_is_used_and_leaks_nowhere(canary_server,
     assert_no_leak(places, CANARY)
 
 
-def test_passwords_and_tokens_in_the_environment_leak_nowhere(canary_server, tmp_path):
-    srv = canary_server
+def test_passwords_and_tokens_in_the_environment_leak_nowhere(auth_server, tmp_path):
+    srv = auth_server
     env = {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": CANARY}
     env["MLFLOW_TRACKING_TOKEN"] = TOKEN_CANARY
     result = run_suite(tmp_path, "--tracking-uri", srv.url, "--junitxml", str(tmp_path / "junit.xml"), env=env)
@@ -140,8 +128,8 @@ def test_a_database_password_in_the_backend_store_uri_leaks_nowhere(tmp_path):
     assert_no_leak(places, DB_CANARY)
 
 
-def test_403_is_explained_as_a_permission_with_the_grant_command(canary_server, tmp_path):
-    srv = canary_server
+def test_403_is_explained_as_a_permission_with_the_grant_command(auth_server, tmp_path):
+    srv = auth_server
     password = f"bob-pw-{uuid.uuid4().hex}"
     user = f"bob{uuid.uuid4().hex[:6]}"
     model = f"team-model-{uuid.uuid4().hex[:6]}"
