@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -38,6 +40,7 @@ def render_report(suite: Suite, final: bool = False) -> str:
         f"MLflow server: {suite.server_version or 'unknown'}",
         f"python: {platform.python_version()}",
         f"model format: {suite.model_file or 'not logged yet'}",
+        f"topology: {json.dumps(suite.topology, ensure_ascii=False)}",
         "",
         "results of the checks" + ("" if final else " so far (the final report replaces this file)") + ":",
     ]
@@ -93,8 +96,22 @@ def check_route(suite: Suite) -> str:
     uri = suite.artifact_uri or ""
     if uri.startswith(PROXY_SCHEME):
         return "through the server's artifact proxy"
+    if uri.startswith("s3:") and not client_has_aws_credentials():
+        raise CheckFailed(
+            f"The server does not proxy artifacts: the run's artifact URI is {uri!r}, so this client must write to "
+            "the bucket itself, with its own credentials, and it has none (no AWS_ACCESS_KEY_ID, AWS_PROFILE, "
+            "web identity or ~/.aws/credentials).",
+            "decide which of the two designs the team has. Proxied (the usual one for teams): `mlflow server "
+            "--artifacts-destination s3://BUCKET/PATH` without --no-serve-artifacts, and only the server holds "
+            "bucket credentials. Direct: keep --default-artifact-root s3://… and give every client credentials "
+            "for the bucket (and MLFLOW_S3_ENDPOINT_URL for a store that is not AWS). This server is set up "
+            "for direct access.",
+        )
     if uri.startswith(REMOTE_STORES):
-        return f"directly to {uri.split('/')[0]}//… with the client's own credentials (not proxied)"
+        return (
+            f"directly to {uri.split('/')[0]}//… with the client's own credentials (the direct design: "
+            "the server does not proxy artifacts)"
+        )
     resp = http("GET", f"{suite.target.url}/api/2.0/mlflow-artifacts/artifacts", params={"path": suite.experiment_id})
     said = server_message(resp) if resp.status_code != 200 else "it answers, but the run does not use it"
     raise CheckFailed(
@@ -105,7 +122,114 @@ def check_route(suite: Suite) -> str:
     )
 
 
+def client_has_aws_credentials() -> bool:
+    """Whether boto3 would find credentials here, judged without asking the network (boto3's
+    own chain ends at the instance metadata service)."""
+    env = os.environ
+    if env.get("AWS_ACCESS_KEY_ID") or env.get("AWS_PROFILE") or env.get("AWS_WEB_IDENTITY_TOKEN_FILE"):
+        return True
+    if env.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") or env.get("AWS_CONTAINER_CREDENTIALS_FULL_URI"):
+        return True
+    home = Path.home() / ".aws"
+    files = [env.get("AWS_SHARED_CREDENTIALS_FILE"), env.get("AWS_CONFIG_FILE"), home / "credentials", home / "config"]
+    return any(f and Path(f).is_file() for f in files)
+
+
 def report(suite: Suite, final: bool = False) -> None:
     route = check_route(suite)
+    suite.topology["artifact_route"] = route
+    suite.topology["artifact_uri_scheme"] = (suite.artifact_uri or "").split(":", 1)[0]
     digest = upload_and_verify(suite, render_report(suite, final=final))
     suite.note("final_report" if final else "artifact", f"{seed.REPORT_PATH} sha256 {digest[:12]}… read back; {route}")
+
+
+# --- a large artifact: request body limits of proxies in front of the server ---------------
+
+BIG_PATH = "reports/large-artifact.bin"
+
+
+def big_artifact(suite: Suite) -> None:
+    """Upload one artifact of --upload-size bytes (default above nginx's 1 MB body limit, below
+    which the seed's few-KB files always pass), list it, download it, compare sha256. When a
+    proxy refuses it (413), find the largest size that does go through."""
+    size = suite.options.upload_size
+    failure = try_upload(suite, size)
+    if failure is None:
+        suite.note("big_artifact", f"{BIG_PATH}, {human_size(size)}, uploaded and read back, sha256 equal")
+        return
+    if failure.status != 413:
+        raise failure.error
+    largest = largest_upload(suite, size)
+    went = f"the largest that went through was {human_size(largest)}" if largest else "nothing of 64 KiB went through"
+    raise CheckFailed(
+        f"{failure.by} refused a {human_size(size)} upload with HTTP 413 (request body too large); {went}. "
+        f"Models are often hundreds of MB.",
+        "raise the proxy's request body limit for MLflow (nginx: `client_max_body_size 0;` or e.g. `5g;` in the "
+        "server or location block; Kubernetes ingress-nginx: the nginx.ingress.kubernetes.io/proxy-body-size "
+        "annotation), or test a smaller size with --upload-size.",
+    )
+
+
+class UploadFailure:
+    def __init__(self, error: CheckFailed, status: int | None, by: str):
+        self.error, self.status, self.by = error, status, by
+
+
+def try_upload(suite: Suite, size: int) -> UploadFailure | None:
+    from mlflowcheck.diagnosis import answered_by, explain, status_in
+
+    local = suite.tmp / "big" / Path(BIG_PATH).name
+    local.parent.mkdir(parents=True, exist_ok=True)
+    data = os.urandom(size)
+    local.write_bytes(data)
+    try:
+        suite.client.log_artifact(suite.run_id, str(local), artifact_path=str(Path(BIG_PATH).parent))
+    except Exception as exc:
+        text = str(getattr(exc, "message", exc))
+        return UploadFailure(explain(exc), status_in(text), answered_by(text))
+    want = hashlib.sha256(data).hexdigest()
+    dst = suite.tmp / f"big-download-{time.monotonic_ns()}"
+    dst.mkdir(parents=True)
+    got_path = Path(suite.client.download_artifacts(suite.run_id, BIG_PATH, dst_path=str(dst)))
+    got = hashlib.sha256(got_path.read_bytes()).hexdigest()
+    if got != want:
+        raise CheckFailed(
+            f"{BIG_PATH} ({human_size(size)}) came back different: sha256 {got[:12]}…, uploaded {want[:12]}….", LOST_TIP
+        )
+    return None
+
+
+def largest_upload(suite: Suite, refused: int, floor: int = 64 * 1024) -> int:
+    """The largest size that uploads, within 1/8 of itself: halve until one goes through, then
+    bisect between it and the smallest refused size."""
+    ok, bad = 0, refused
+    size = refused // 2
+    while size >= floor and try_upload(suite, size) is not None:
+        bad, size = size, size // 2
+    if size < floor:
+        return 0
+    ok = size
+    while bad - ok > max(ok // 8, floor):
+        middle = (ok + bad) // 2
+        if try_upload(suite, middle) is None:
+            ok = middle
+        else:
+            bad = middle
+    return ok
+
+
+def human_size(size: int) -> str:
+    for unit, factor in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if size >= factor:
+            return f"{size / factor:.1f} {unit}".replace(".0 ", " ")
+    return f"{size} B"
+
+
+def parse_size(text: str) -> int:
+    """'4M', '512K', '1G', '1500000' -> bytes (K, M, G are powers of 1024)."""
+    value = text.strip().upper().removesuffix("B").removesuffix("I")
+    factor = {"K": 2**10, "M": 2**20, "G": 2**30}.get(value[-1:], 1)
+    number = float(value[:-1] if factor > 1 else value)
+    if number <= 0:
+        raise ValueError(text)
+    return int(number * factor)

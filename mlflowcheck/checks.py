@@ -49,6 +49,11 @@ def check_versions(suite):
         diagnosis.check_versions(suite.client_version, suite.server_version)
         or f"client and server both MLflow {suite.client_version}",
     )
+    seen = diagnosis.versions_seen(suite.target)
+    suite.topology["server_versions_seen"] = seen
+    if len(seen) > 1:
+        suite.warn("versions", f"the replicas behind this address run different MLflow versions: {', '.join(seen)}"
+                   "\nTip: run one MLflow version on every replica (they share one database schema).")  # fmt: skip
     suite.connect()
 
 
@@ -76,6 +81,11 @@ def check_dataset(suite):
 @needs("params")
 def check_artifact(suite):
     artifacts.report(suite)
+
+
+@needs("artifact")
+def check_big_artifact(suite):
+    artifacts.big_artifact(suite)
 
 
 # Checks that need no model run here, while the model worker finishes its imports.

@@ -95,6 +95,13 @@ def build_parser(prog: str = "test_mlflow_local.py") -> argparse.ArgumentParser:
         help="after the checks, delete what this run created on the server (and nothing else)",
     )
     p.add_argument(
+        "--upload-size",
+        metavar="SIZE",
+        type=size_argument,
+        default=Options.upload_size,
+        help="the size of the large artifact, e.g. 4M or 512K (default: 4M, above nginx's default 1 MB body limit)",
+    )
+    p.add_argument(
         "--security",
         action="store_true",
         help="also probe the server's security posture, read-only (exposure, host protection, CORS, "
@@ -139,6 +146,15 @@ def positive_float(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
     return value
+
+
+def size_argument(text: str) -> int:
+    from mlflowcheck.artifacts import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size like 4M, 512K or 1500000, got {text!r}") from None
 
 
 def resolve_tracking_uri(cli_value: str | None) -> str:
@@ -217,6 +233,7 @@ def run(args, project_dir: Path | None) -> int:
                 screenshots=(args.screenshots or project_dir / "reports" / "screenshots").resolve(),
                 server_started_by_suite=server is not None,
                 cleanup=args.cleanup,
+                upload_size=args.upload_size,
                 security=args.security or args.security_write,
                 security_write=args.security_write,
                 backend_store_uri=redact_backend_uri(server.backend_store_uri) if server else None,

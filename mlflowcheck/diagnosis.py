@@ -265,10 +265,29 @@ def check_is_mlflow(target: Target) -> str:
         ) from None
     if resp.status_code == 400 and "HTTPS" in resp.text and target.url.startswith("http:"):
         raise scheme_problem(target) or CheckFailed(f"GET /version answered {describe_response(resp)}.", fatal=True)
+    gateway = sign_in_page(resp)
+    if gateway:
+        raise CheckFailed(
+            f"{target.url} answered GET /version with an HTML page ({gateway}), not MLflow: a proxy or "
+            "single sign-on gateway in front of the server answers with its own page.",
+            "MLflow's client (and this suite) cannot log in through a web form: let the API paths (/api/, "
+            "/ajax-api/, /version, /mlflow-artifacts/) through to MLflow with credentials a client can send "
+            "(basic auth, or a bearer token in MLFLOW_TRACKING_TOKEN).",
+            fatal=True,
+        )
     if resp.status_code in (401, 403):
         return ""  # protected: the access layer says what to do
     text = resp.text.strip()
     if resp.status_code != 200 or not VERSION_RE.match(text):
+        found = where_mlflow_answers(target)
+        if found:
+            raise CheckFailed(
+                f"MLflow does not answer at {target.url} (GET /version answered HTTP {resp.status_code}), "
+                f"but it does at {found}: the server, or the proxy in front of it, serves it under "
+                f"{urlsplit(found).path or 'the root'}.",
+                f"use --tracking-uri {found}",
+                fatal=True,
+            )
         seen = describe_response(resp)
         raise CheckFailed(
             f"{target.url} is not an MLflow server: GET /version answered {seen}.",
@@ -277,6 +296,80 @@ def check_is_mlflow(target: Target) -> str:
             fatal=True,
         )
     return text
+
+
+def sign_in_page(resp: requests.Response) -> str:
+    """'a page titled ...' when an answer is an HTML login page (a gateway's), else ''."""
+    if "html" not in resp.headers.get("content-type", "") or resp.status_code not in (200, 401, 403):
+        return ""
+    text = resp.text
+    if not re.search(r'type=["\']?password|sign[ -]?in|log[ -]?in|single sign-on|\bSSO\b', text, re.IGNORECASE):
+        return ""
+    title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+    return f"titled {html_text(title.group(1))!r}" if title else "a login form"
+
+
+#: Path prefixes MLflow is commonly mounted under behind a proxy (also --static-prefix).
+COMMON_PREFIXES = ("/mlflow",)
+
+
+def where_mlflow_answers(target: Target) -> str | None:
+    """Where MLflow does answer when it does not at the target: the bare host (a prefix too
+    many), a common prefix (one too few), or the prefix the root page's scripts name."""
+    parts = urlsplit(target.url)
+    root = f"{parts.scheme}://{parts.netloc}"
+    candidates = [root] if parts.path else []
+    candidates += [root + prefix for prefix in COMMON_PREFIXES if parts.path != prefix]
+    try:
+        page = http("GET", root + "/", deadline=RESPONSE_DEADLINE / 2)
+        named = re.search(r'(?:src|href)="(/[^"]*?)/static-files/', page.text)
+        if named and named.group(1) != parts.path:
+            candidates.insert(0, root + named.group(1))
+    except requests.RequestException:
+        pass
+    for candidate in candidates:
+        try:
+            resp = http("GET", f"{candidate}/version", deadline=RESPONSE_DEADLINE / 2)
+        except requests.RequestException:
+            continue
+        if resp.status_code == 200 and VERSION_RE.match(resp.text.strip()):
+            return candidate
+    return None
+
+
+def versions_seen(target: Target, tries: int = 4) -> list[str]:
+    """The MLflow versions that answer GET /version over a few requests: behind a load
+    balancer each may reach another replica, and replicas of different versions show here."""
+    seen = set()
+    for _ in range(tries):
+        try:
+            resp = http("GET", f"{target.url}/version")
+        except requests.RequestException:
+            continue
+        if resp.status_code == 200 and VERSION_RE.match(resp.text.strip()):
+            seen.add(resp.text.strip())
+    return sorted(seen)
+
+
+def replicas_disagree(target: Target, path: str, what: str, tries: int = 6) -> CheckFailed | None:
+    """Something just created is not found: ask again a few times. Found by some requests and
+    not by others means the replicas behind the address keep different tracking stores."""
+    statuses = []
+    for _ in range(tries):
+        try:
+            statuses.append(http("GET", target.url + path).status_code)
+        except requests.RequestException:
+            statuses.append(0)
+    if 200 in statuses and any(s in (400, 404) for s in statuses):
+        return CheckFailed(
+            f"The replicas behind {target.url} do not share one tracking store: {what}, created a moment ago, "
+            f"is found by some requests and not by others ({tries} GETs answered HTTP "
+            f"{', '.join(map(str, statuses))}).",
+            "point every replica's --backend-store-uri at the same database (and the same "
+            "--artifacts-destination); replicas with their own SQLite files behind a load balancer lose runs "
+            "at random.",
+        )
+    return None
 
 
 def scheme_problem(target: Target) -> CheckFailed | None:
@@ -317,10 +410,16 @@ def check_api(target: Target) -> None:
         have = "the credentials in MLFLOW_TRACKING_USERNAME/PASSWORD were refused"
         if not auth_from_env():
             have = "no credentials were given"
+        proxy = answered_by(resp.headers.get("server", ""))
+        if auth_from_env() and proxy.startswith("The reverse proxy"):
+            have += (
+                f". {proxy} may also be dropping the Authorization header on the way: then the server "
+                "answers as if no credentials arrived (nginx: look for a `proxy_set_header Authorization` line)"
+            )
         raise CheckFailed(
             f"The server requires authentication (HTTP 401) and {have}.",
             "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) "
-            "to an account on this server, then run again.",
+            "to an account on this server, then run again; if they are right, check the proxy's configuration.",
         )
     if resp.status_code == 403 and "Invalid Host header" in resp.text:
         netloc = urlsplit(target.url).netloc
@@ -404,6 +503,9 @@ def explain(exc: BaseException) -> CheckFailed:
         known = known_server_error(text)
         if known is not None:
             return known
+        gateway = proxy_gave_up(status_in(text), text)
+        if gateway is not None:
+            return gateway
         if isinstance(exc, RestException):
             tip = {
                 "UNAUTHENTICATED": "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD.",
@@ -445,12 +547,52 @@ def explain_http_error(resp: requests.Response) -> CheckFailed:
         return known
     request = f"{resp.request.method} {urlsplit(resp.url).path}" if resp.request is not None else resp.url
     if "/mlflow-artifacts/" in resp.url and resp.status_code >= 500:
+        store = object_store_error(resp.url.split("/api/2.0/mlflow-artifacts/")[0])
+        if store is not None:
+            return store
         return CheckFailed(
             f"The server failed to handle an artifact ({request} answered {said}).",
             "the server's artifact store is failing: check that its --artifacts-destination exists, "
             "is writable by the server process and has free space; the server's log names the error.",
         )
     return CheckFailed(f"{request} answered {said}.", "look in the server's log for this request.")
+
+
+def proxy_gave_up(status: int | None, text: str) -> CheckFailed | None:
+    """502/503/504 written by a named reverse proxy: the proxy's side of the story."""
+    by = answered_by(text)
+    if status not in (502, 503, 504) or not by.startswith("The reverse proxy"):
+        return None
+    if status == 504:
+        return CheckFailed(
+            f"{by} gave up waiting for the server (HTTP 504 Gateway Time-out): the server took longer than the "
+            "proxy's read timeout. The server itself may still have done the work.",
+            "raise the proxy's timeout for MLflow (nginx: `proxy_read_timeout 300s;`, with proxy_send_timeout "
+            "to match), then find out why the server was that slow (its log, its database).",
+        )
+    return CheckFailed(
+        f"{by} could not get an answer from the server (HTTP {status}): the server is down, restarting, "
+        "overloaded, or closed the connection.",
+        "look at the server processes and their log; the proxy's error log names the upstream it tried.",
+    )
+
+
+def status_in(text: str) -> int | None:
+    """The HTTP status an MLflow client error names ("failed with error code 413 != 200")."""
+    match = re.search(r"error code (\d{3})|HTTP (\d{3})|(\d{3}) (?:error responses|Request Entity)", text)
+    return int(next(g for g in match.groups() if g)) if match else None
+
+
+#: Reverse proxies and gateways recognised in the error pages they write.
+PROXIES = ("nginx", "Apache", "envoy", "Traefik", "HAProxy", "cloudflare", "Caddy", "AWS ELB", "Kong")
+
+
+def answered_by(text: str) -> str:
+    """Who wrote an error page: the reverse proxy it names, else 'the server or a proxy in front of it'."""
+    for name in PROXIES:
+        if re.search(rf"\b{re.escape(name)}\b", text, re.IGNORECASE):
+            return f"The reverse proxy in front of the server ({name})"
+    return "The server (or a proxy in front of it)"
 
 
 def permission_denied(what: str, said: str) -> CheckFailed:
@@ -469,6 +611,32 @@ def permission_denied(what: str, said: str) -> CheckFailed:
     )
 
 
+#: What S3-compatible stores say (botocore passes the message on; MLflow's artifact listing
+#: quotes it), and the error code each message belongs to.
+S3_MESSAGES = {
+    "The specified bucket does not exist": "NoSuchBucket",
+    "The AWS Access Key Id you provided does not exist": "InvalidAccessKeyId",
+    "The request signature we calculated does not match": "SignatureDoesNotMatch",
+    "Access Denied": "AccessDenied",
+    "Unable to locate credentials": "NoCredentialsError",
+    "The provided token has expired": "ExpiredToken",
+}
+
+
+def object_store_error(server: str) -> CheckFailed | None:
+    """An artifact upload failed with a bare 500: the server's artifact listing quotes what its
+    object store said, so ask it, and name the store's own error code."""
+    try:
+        resp = http("GET", f"{server}/api/2.0/mlflow-artifacts/artifacts", params={"path": ""})
+    except requests.RequestException:
+        return None
+    said = server_message(resp) if resp.status_code != 200 else ""
+    for message, code in S3_MESSAGES.items():
+        if message.lower() in said.lower():
+            return known_server_error(f"{code}: {said}")
+    return known_server_error(said) if said and "Errno" in said else None
+
+
 def html_text(markup: str) -> str:
     """The words of an HTML page (or of plain text), on one line."""
     return " ".join(re.sub(r"<[^>]+>", " ", markup).split())
@@ -481,6 +649,16 @@ def first_line(text: str, limit: int = 400) -> str:
 
 #: Server-side failures recognised in the server's own error message: (pattern, cause, tip).
 KNOWN_SERVER_ERRORS = [
+    (
+        r"NoSuchBucket|InvalidAccessKeyId|SignatureDoesNotMatch|AccessDenied|InvalidBucketName|"
+        r"NoCredentialsError|Unable to locate credentials|ExpiredToken",
+        "The server's object store refused the artifact request: {match}",
+        "the fix is on the server's side (clients need no object-store credentials when artifacts are proxied): "
+        "NoSuchBucket, create the bucket named in --artifacts-destination or fix its name; InvalidAccessKeyId, "
+        "SignatureDoesNotMatch or no credentials, fix the AWS credentials in the server's environment (and "
+        "MLFLOW_S3_ENDPOINT_URL for a non-AWS store); AccessDenied, grant the server's identity "
+        "s3:PutObject, s3:GetObject, s3:ListBucket and s3:DeleteObject on the bucket.",
+    ),
     (
         r"readonly database|read-only transaction|read.only|--read-only option",
         "The tracking store's database is read-only: the server cannot write",
@@ -511,9 +689,10 @@ KNOWN_SERVER_ERRORS = [
 def known_server_error(text: str, quote: bool = True) -> CheckFailed | None:
     """The cause and fix for a server error message we recognise (quoting it, if asked)."""
     for pattern, cause, tip in KNOWN_SERVER_ERRORS:
-        if re.search(pattern, text, re.IGNORECASE):
+        match = re.search(pattern, text, re.IGNORECASE)
+        if match:
             said = f" The server said: {first_line(server_text(text))}" if quote else ""
-            return CheckFailed(f"{cause}.{said}", tip)
+            return CheckFailed(f"{cause.format(match=match.group(0))}.{said}", tip)
     return None
 
 

@@ -102,6 +102,7 @@ def json_document(suite: Suite, code: int) -> dict:
         "run_url": suite.run_url,
         "duration": round(time.time() - suite.started, 3),
         "screenshots": suite.screenshots,
+        "topology": suite.topology,
         "cleanup": suite.cleanup_report,
         "checks": [
             {

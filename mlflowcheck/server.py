@@ -77,6 +77,7 @@ class LocalServer:
     python: str = sys.executable  # another environment's Python runs another MLflow version
     log_path: Path | None = None
     scheme: str = "http"  # "https" when extra_args make it serve TLS (uvicorn's --ssl-* options)
+    static_prefix: str = ""  # --static-prefix: the server answers under this path (e.g. /mlflow)
     process: subprocess.Popen | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -89,7 +90,7 @@ class LocalServer:
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
-        return f"{self.scheme}://{host}:{self.port}"
+        return f"{self.scheme}://{host}:{self.port}{self.static_prefix}"
 
     def command(self) -> list[str]:
         return [
@@ -98,6 +99,7 @@ class LocalServer:
             "--port", str(self.port),
             "--artifacts-destination", self.artifacts_destination,
             "--workers", "1",
+            *(["--static-prefix", self.static_prefix] if self.static_prefix else []),
             *self.extra_args,
         ]  # fmt: skip
 

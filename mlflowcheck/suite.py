@@ -28,6 +28,7 @@ class Options:
     timeout: float | None = None  # --timeout: bounds the whole run, in seconds
     server_started_by_suite: bool = False  # the verdict is about a server this suite started
     cleanup: bool = False  # --cleanup: delete what this run created, after the checks
+    upload_size: int = 4 * 2**20  # --upload-size: the large artifact (above nginx's default 1 MB body limit)
     security: bool = False  # --security: the read-only security probes
     security_write: bool = False  # --security-write: also the write probes, on this run's own objects
     backend_store_uri: str | None = None  # of a server this suite started, password hidden (for `mlflow gc`)
@@ -83,6 +84,7 @@ class Suite:
     results: list[CheckResult] = field(default_factory=list)
     notes: dict[str, str] = field(default_factory=dict)
     warnings: set[str] = field(default_factory=set)  # checks that passed with a warning
+    topology: dict[str, object] = field(default_factory=dict)  # what the suite found out about the deployment
     exposure: Exposure | None = None  # what the exposure probe saw, for the probes after it
     started: float = field(default_factory=time.time)
     tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mlflowcheck-")))

@@ -12,7 +12,7 @@ import time
 import mlflow
 import numpy as np
 
-from mlflowcheck import seed
+from mlflowcheck import diagnosis, seed
 from mlflowcheck.diagnosis import CheckFailed
 from mlflowcheck.suite import Suite
 
@@ -29,13 +29,27 @@ def experiment(suite: Suite) -> None:
     client = suite.client
     suite.experiment_id, name = create_experiment(client, seed.experiment_name())
     suite.experiment_name = name
-    got = client.get_experiment(suite.experiment_id)
+    got = read_back(suite, lambda: client.get_experiment(suite.experiment_id),
+                    f"/api/2.0/mlflow/experiments/get?experiment_id={suite.experiment_id}",
+                    f"experiment {suite.experiment_id}")  # fmt: skip
     expect_equal("experiment name", got.name, name)
     expect_equal("experiment lifecycle stage", got.lifecycle_stage, "active")
     expect_equal("experiment kind tag", got.tags.get(EXPERIMENT_KIND), "custom_model_development")
     by_name = client.get_experiment_by_name(name)
     expect_equal("experiment found by its name", getattr(by_name, "experiment_id", None), suite.experiment_id)
     suite.note("experiment", f"{name} (id {suite.experiment_id}), artifacts at {got.artifact_location}")
+
+
+def read_back(suite: Suite, read, path: str, what: str):
+    """The first read after a write: a not-found there may mean replicas that do not share a store."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return read()
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            raise diagnosis.replicas_disagree(suite.target, path, what) or exc from None
+        raise
 
 
 def create_experiment(client, base: str, attempts: int = 100) -> tuple[str, str]:

@@ -23,7 +23,7 @@ ADMIN_PASSWORD = f"Cn4ry@pw/{uuid.uuid4().hex[:10]}"
 ENTRY = ROOT / "test_mlflow_local.py"
 ALL_CHECKS = [
     "uri", "network", "server", "access", "versions", "experiment", "params", "metrics",
-    "dataset", "artifact", "search", "ui", "model", "run", "registry", "browser", "final_report",
+    "dataset", "artifact", "big_artifact", "search", "ui", "model", "run", "registry", "browser", "final_report",
 ]  # fmt: skip
 
 
