@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlflowcheck import artifacts, cleanup, diagnosis, posture, security, tracking, ui
+from mlflowcheck import artifacts, cleanup, diagnosis, load, posture, security, tracking, ui
 from mlflowcheck.diagnosis import CheckFailed
 from mlflowcheck.model_worker import worker_check
 
@@ -112,6 +112,13 @@ def check_run(suite):
 @needs("model")
 def check_registry(suite):
     worker_check(suite, "registry")
+
+
+# Only with --load: after the model checks (their worker would take CPU from the probe), before the
+# browser check (so its screenshot of the run's charts shows the probe's figures).
+@needs("experiment", "run")
+def check_load(suite):
+    load.check(suite, suite.progress)
 
 
 @needs("ui", "run")

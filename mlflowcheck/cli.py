@@ -102,6 +102,25 @@ def build_parser(prog: str = "test_mlflow_local.py") -> argparse.ArgumentParser:
         help="the size of the large artifact, e.g. 4M or 512K (default: 4M, above nginx's default 1 MB body limit)",
     )
     p.add_argument(
+        "--load",
+        metavar="CLIENTS",
+        type=positive_int,
+        help="also run the load probe: CLIENTS processes log at once, then every value is read back",
+    )
+    p.add_argument(
+        "--load-seconds",
+        metavar="S",
+        type=positive_float,
+        default=Options.load_seconds,
+        help="how long the load probe logs (default: %(default)gs)",
+    )
+    p.add_argument(
+        "--load-p95-ms",
+        metavar="MS",
+        type=positive_float,
+        help="fail the load probe when an endpoint's p95 latency exceeds MS milliseconds",
+    )
+    p.add_argument(
         "--security",
         action="store_true",
         help="also probe the server's security posture, read-only (exposure, host protection, CORS, "
@@ -145,6 +164,16 @@ def positive_float(text: str) -> float:
         value = -1.0
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
     return value
 
 
@@ -234,6 +263,9 @@ def run(args, project_dir: Path | None) -> int:
                 server_started_by_suite=server is not None,
                 cleanup=args.cleanup,
                 upload_size=args.upload_size,
+                load_clients=args.load,
+                load_seconds=args.load_seconds,
+                load_p95_ms=args.load_p95_ms,
                 security=args.security or args.security_write,
                 security_write=args.security_write,
                 backend_store_uri=redact_backend_uri(server.backend_store_uri) if server else None,

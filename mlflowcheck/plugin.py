@@ -24,6 +24,7 @@ WORKER_CHECKS = {"model", "registry"}
 #: Checks that run only when asked for (their option), not by default.
 OPT_IN = {
     "cleanup": "cleanup",
+    "load": "load_clients",
     **dict.fromkeys(["exposure", "hosts", "cors", "traversal", "headers", "advisories"], "security"),
     "writes": "security_write",
 }
@@ -43,6 +44,8 @@ class SuitePlugin:
     def __init__(self, suite: Suite, out: TextIO):
         self.suite = suite
         self.out = out
+        if out.isatty():  # a live status line where someone watches; logs get the result lines only
+            suite.progress = self.progress
         self.current: str | None = None  # the check running now
         self.log_offset = 0
 
@@ -135,10 +138,16 @@ class SuitePlugin:
         else:
             message = self.suite.notes.get(name, "")
         message = render.printable(message)
+        if self.suite.progress is not None:
+            self.out.write("\r\033[K")  # clear the live status line before the result line
         result = CheckResult(name, report.outcome, report.duration, message, getattr(report, "fatal", False))
         result.warning = report.passed and name in self.suite.warnings
         self.suite.results.append(result)
         self.out.write(render.check_line(result))
+        self.out.flush()
+
+    def progress(self, text: str) -> None:
+        self.out.write("\r" + render.progress_line(self.current or "", text))
         self.out.flush()
 
     def pytest_collectreport(self, report):

@@ -45,6 +45,11 @@ def check_line(r: CheckResult) -> str:
     return "\n".join(lines) + "\n"
 
 
+def progress_line(check: str, text: str) -> str:
+    """The live status line of a long check (the load probe), overwritten in place."""
+    return f"  ....  {check:<13}        {printable(text)}"[:160]
+
+
 def whose_server(suite: Suite) -> str:
     """Whose server the verdict is about: a PASS on a server the suite started proves the
     local set-up, not the server the user meant to test."""
@@ -83,7 +88,20 @@ def properties(suite: Suite) -> dict[str, str]:
         "experiment_id": suite.experiment_id or "",
         "run_id": suite.run_id or "",
         "warnings": ",".join(r.name for r in suite.results if r.warning),
+        **load_properties(suite),
     }
+
+
+def load_properties(suite: Suite) -> dict[str, str]:
+    if suite.load is None:
+        return {}
+    figures = suite.load.as_dict()
+    flat = {f"load.{k}": str(v) for k, v in figures.items() if not isinstance(v, dict)}
+    for endpoint, stats in figures["latency_ms"].items():
+        for name in ("p50", "p95", "p99"):
+            flat[f"load.latency_ms.{endpoint}.{name}"] = str(stats[name])
+    flat["load.errors"] = ", ".join(f"{kind}: {n}" for kind, n in figures["errors"].items()) or "0"
+    return flat
 
 
 def json_document(suite: Suite, code: int) -> dict:
@@ -103,6 +121,7 @@ def json_document(suite: Suite, code: int) -> dict:
         "duration": round(time.time() - suite.started, 3),
         "screenshots": suite.screenshots,
         "topology": suite.topology,
+        "load": None if suite.load is None else {**suite.load.as_dict(), "per_second": suite.load.per_second},
         "cleanup": suite.cleanup_report,
         "checks": [
             {

@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING, Any
 from mlflowcheck.diagnosis import Target
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from mlflowcheck.loadstats import Figures
     from mlflowcheck.model_worker import ModelWorker
     from mlflowcheck.security import Exposure
 
@@ -29,6 +32,9 @@ class Options:
     server_started_by_suite: bool = False  # the verdict is about a server this suite started
     cleanup: bool = False  # --cleanup: delete what this run created, after the checks
     upload_size: int = 4 * 2**20  # --upload-size: the large artifact (above nginx's default 1 MB body limit)
+    load_clients: int | None = None  # --load: concurrent client processes of the load probe
+    load_seconds: float = 20.0  # --load-seconds
+    load_p95_ms: float | None = None  # --load-p95-ms: the p95 latency the load probe must stay under
     security: bool = False  # --security: the read-only security probes
     security_write: bool = False  # --security-write: also the write probes, on this run's own objects
     backend_store_uri: str | None = None  # of a server this suite started, password hidden (for `mlflow gc`)
@@ -86,6 +92,8 @@ class Suite:
     warnings: set[str] = field(default_factory=set)  # checks that passed with a warning
     topology: dict[str, object] = field(default_factory=dict)  # what the suite found out about the deployment
     exposure: Exposure | None = None  # what the exposure probe saw, for the probes after it
+    load: Figures | None = None  # the load probe's figures
+    progress: Callable[[str], None] | None = None  # a live status line for long checks (a terminal only)
     started: float = field(default_factory=time.time)
     tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mlflowcheck-")))
 

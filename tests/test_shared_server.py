@@ -228,8 +228,8 @@ def test_a_server_that_accepts_and_never_answers_gets_a_verdict_in_bounded_time(
         result = run_suite(tmp_path, "--tracking-uri", f"http://127.0.0.1:{stuck.port}", timeout=120)
     finally:
         stuck.close()
-    assert_fails(result, "server", "did not answer GET /version completely within 20s", code=2)
-    assert result.seconds < 40, f"took {result.seconds:.0f}s"
+    assert_fails(result, "server", "did not answer GET /version completely within 30s", code=2)
+    assert result.seconds < 45, f"took {result.seconds:.0f}s"
 
 
 def test_http_to_a_tls_server_is_told_to_use_https_and_https_then_passes(fresh_server, tmp_path):
