@@ -13,6 +13,7 @@ import os
 import re
 import socket
 import threading
+import time
 import warnings
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
@@ -337,6 +338,39 @@ def where_mlflow_answers(target: Target) -> str | None:
         if resp.status_code == 200 and VERSION_RE.match(resp.text.strip()):
             return candidate
     return None
+
+
+#: How a request fails when nothing answers at the address any more (requests, urllib3, MLflow's
+#: client, the browser).
+CONNECTION_LOST = re.compile(
+    r"Connection refused|Failed to establish a new connection|RemoteDisconnected|Connection aborted|"
+    r"connection reset|reset by peer|Max retries exceeded|ERR_CONNECTION_REFUSED|ERR_EMPTY_RESPONSE|"
+    r"ERR_CONNECTION_RESET|connection refused",
+    re.IGNORECASE,
+)
+
+
+def connection_lost(exc: BaseException, text: str = "") -> bool:
+    """Whether a failure is the connection itself: the server is gone (or restarting)."""
+    return isinstance(exc, requests.ConnectionError) or bool(CONNECTION_LOST.search(f"{exc} {text}"))
+
+
+def server_fate(target: Target, wait: float = 2.0) -> str:
+    """After a lost connection: "up" (it answers at once: it never went away), "back" (it did not
+    answer, then did within ``wait`` seconds: restarted), or "down"."""
+    end = time.monotonic() + wait
+    first = True
+    while True:
+        try:
+            resp = http("GET", f"{target.url}/version", timeout=(1.0, 2.0), deadline=3.0)
+            if resp.status_code in (200, 401, 403):
+                return "up" if first else "back"
+        except requests.RequestException:
+            pass
+        first = False
+        if time.monotonic() >= end:
+            return "down"
+        time.sleep(0.5)
 
 
 def versions_seen(target: Target, tries: int = 4) -> list[str]:

@@ -35,6 +35,11 @@ MAX_CONSECUTIVE_ERRORS = 20  # a worker stops hammering a server that keeps fail
 
 def worker_main(index: int, url: str, experiment_id: str, seconds: float, go, ready, results, counters) -> None:
     """One training job: log for ``seconds`` once ``go`` is set; put what was sent on ``results``."""
+    import os
+
+    # No client retries: the probe counts every failed request, and a retried write could hide a
+    # duplicate; a dead server stops the workers at once instead of after minutes of backoff.
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
     import mlflow
     from mlflow.entities import Metric
 

@@ -15,8 +15,8 @@ from typing import TextIO
 import pytest
 
 from mlflowcheck import render
-from mlflowcheck.diagnosis import CheckFailed, explain, known_server_error
-from mlflowcheck.server import log_errors, log_size
+from mlflowcheck.diagnosis import CheckFailed, connection_lost, explain, known_server_error, server_fate
+from mlflowcheck.server import log_errors, log_size, tail
 from mlflowcheck.suite import CheckResult, Suite
 
 #: Checks that run in the model worker: it is started only when one of them is selected.
@@ -98,6 +98,8 @@ class SuitePlugin:
         self.log_offset = log_size(self.suite.options.server_log)
         if self.suite.timed_out:
             pytest.skip(self.suite.expiry)
+        if self.suite.server_down:  # at once: no check waits on a dead address
+            pytest.skip(self.suite.server_down)
         marker = item.get_closest_marker("needs")
         for dep in marker.args if marker else ():
             status = self.suite.outcome(dep)
@@ -118,10 +120,34 @@ class SuitePlugin:
                 # The server's own words may name a cause its HTTP answer did not.
                 failure = (None if timed_out else known_server_error(said, quote=False)) or failure
                 text = f"{failure}\nThe server's log ({self.suite.options.server_log}) says:\n{said}"
+            if call.when == "call" and not timed_out and connection_lost(call.excinfo.value, text):
+                text = self.after_connection_lost(check_name(item), text)
             if self.suite.options.verbose:
                 text += "\n" + str(report.longrepr)
             report.longrepr = render.printable(text)  # JUnit XML carries it as it is here
         return report
+
+    def after_connection_lost(self, name: str, text: str) -> str:
+        """A request failed at the connection after earlier checks reached the server: ask the
+        address again, and say whether the server is down or came back (restarted)."""
+        fate = server_fate(self.suite.target)
+        if fate == "up":
+            return text  # it never stopped answering: not a death (an overloaded server, say)
+        before = f" (it answered during '{self.suite.last_answered}')" if self.suite.last_answered else ""
+        log = tail(self.suite.options.server_log, 8)
+        said = f"\nThe last lines of its log ({self.suite.options.server_log}):\n{log}" if log else ""
+        if fate == "back":
+            return (
+                f"The server stopped answering during '{name}'{before} and answers again now: it was restarted "
+                f"(by a supervisor?). The checks after this one read back what was logged before the restart.\n"
+                f"{text}{said}"
+            )
+        self.suite.server_down = f"the server stopped answering during '{name}' and does not answer now"
+        return (
+            f"The server stopped answering during '{name}'{before}: it crashed, was stopped or was restarted, "
+            f"and it does not answer now.\nTip: look at the server process and its log; a supervisor should "
+            f"restart it. What failed: {text.splitlines()[0]}{said}"
+        )
 
     def pytest_runtest_logreport(self, report):
         # One line per check: its call, or the setup that skipped (or broke) it.
@@ -140,6 +166,8 @@ class SuitePlugin:
         message = render.printable(message)
         if self.suite.progress is not None:
             self.out.write("\r\033[K")  # clear the live status line before the result line
+        if report.passed and name not in ("uri", "network"):
+            self.suite.last_answered = name
         result = CheckResult(name, report.outcome, report.duration, message, getattr(report, "fatal", False))
         result.warning = report.passed and name in self.suite.warnings
         self.suite.results.append(result)
@@ -160,7 +188,10 @@ class SuitePlugin:
     def pytest_sessionfinish(self, session):
         if self.suite.options.timeout is not None:
             signal.setitimer(signal.ITIMER_REAL, 0)
-        # A run left RUNNING by a failed check is marked FAILED, so the UI tells the truth.
+        # A run left RUNNING by a failed check is marked FAILED, so the UI tells the truth (unless
+        # the server is gone: then the client's retries would only delay the verdict).
+        if self.suite.server_down:
+            return
         with contextlib.suppress(Exception):
             import mlflow
 

@@ -93,6 +93,8 @@ class Suite:
     topology: dict[str, object] = field(default_factory=dict)  # what the suite found out about the deployment
     exposure: Exposure | None = None  # what the exposure probe saw, for the probes after it
     load: Figures | None = None  # the load probe's figures
+    last_answered: str | None = None  # the last check that passed (the server answered then)
+    server_down: str | None = None  # why the checks after a dead server are skipped
     progress: Callable[[str], None] | None = None  # a live status line for long checks (a terminal only)
     started: float = field(default_factory=time.time)
     tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mlflowcheck-")))
@@ -180,7 +182,9 @@ class Suite:
         # The first contact (diagnosis) already proved the server answers; from here a
         # failing request gets two quick retries, not MLflow's default of minutes.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        # Short backoffs: a dead server must get its verdict within seconds (plugin: server_fate).
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
         from mlflowcheck.diagnosis import keep_server_error_bodies
 

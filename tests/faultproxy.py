@@ -31,13 +31,19 @@ class Fault:
     action: str
     body: str = ""  # regex searched in the request body, if given
     payload: bytes | None = None  # with "status:N" or "replace:": the bytes to answer (JSON)
+    times: int | None = None  # break only the first N matching requests (None: all)
 
     def matches(self, method: str, path: str, body: bytes) -> bool:
-        return (
+        if self.times is not None and self.times <= 0:
+            return False
+        matched = (
             method == self.method
             and re.search(self.path, path) is not None
             and (not self.body or re.search(self.body, body.decode("utf-8", "replace")) is not None)
         )
+        if matched and self.times is not None:
+            self.times -= 1
+        return matched
 
 
 class FaultProxy:
