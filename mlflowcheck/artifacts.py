@@ -83,6 +83,7 @@ def upload_and_verify(suite: Suite, text: str) -> str:
             f"{seed.REPORT_PATH} came back different: sha256 {got[:12]}…, uploaded {want[:12]}….",
             LOST_TIP,
         )
+    suite.logged.artifacts[seed.REPORT_PATH] = want
     return want
 
 
@@ -188,6 +189,7 @@ def try_upload(suite: Suite, size: int) -> UploadFailure | None:
         text = str(getattr(exc, "message", exc))
         return UploadFailure(explain(exc), status_in(text), answered_by(text))
     want = hashlib.sha256(data).hexdigest()
+    suite.logged.artifacts[BIG_PATH] = want  # the last size uploaded is what the server keeps
     dst = suite.tmp / f"big-download-{time.monotonic_ns()}"
     dst.mkdir(parents=True)
     got_path = Path(suite.client.download_artifacts(suite.run_id, BIG_PATH, dst_path=str(dst)))

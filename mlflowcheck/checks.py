@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlflowcheck import artifacts, cleanup, diagnosis, load, posture, security, tracking, ui
+from mlflowcheck import artifacts, cleanup, diagnosis, load, posture, restart, security, tracking, ui
 from mlflowcheck.diagnosis import CheckFailed
 from mlflowcheck.model_worker import worker_check
 
@@ -129,6 +129,12 @@ def check_browser(suite):
 @needs("artifact", "run")
 def check_final_report(suite):
     artifacts.report(suite, final=True)
+
+
+# Only with --restart, for a server this suite started: is what it acknowledged durable?
+@needs("run")
+def check_restart(suite):
+    restart.restart_and_read_back(suite)
 
 
 # --- security posture: only with --security (--security-write for the last), read-only ----

@@ -102,6 +102,11 @@ def build_parser(prog: str = "test_mlflow_local.py") -> argparse.ArgumentParser:
         help="the size of the large artifact, e.g. 4M or 512K (default: 4M, above nginx's default 1 MB body limit)",
     )
     p.add_argument(
+        "--restart",
+        action="store_true",
+        help="after logging, restart the server this suite started (SIGTERM) and read everything back",
+    )
+    p.add_argument(
         "--load",
         metavar="CLIENTS",
         type=positive_int,
@@ -248,6 +253,13 @@ def run(args, project_dir: Path | None) -> int:
         except CheckFailed as exc:
             out.write(render.printable(f"error: {exc}\n"))
             return EXIT_NO_RUN
+    if args.restart and server is None:
+        out.write(
+            "error: --restart restarts a server this suite starts, and a server is already listening at "
+            f"{target.url if target else uri} (or the address is not local).\nTip: run --restart with "
+            "--start-server at a free local address, e.g. --tracking-uri http://127.0.0.1:5055 --start-server.\n"
+        )
+        return EXIT_NO_RUN
     try:
         suite = Suite(
             Options(
@@ -262,6 +274,7 @@ def run(args, project_dir: Path | None) -> int:
                 screenshots=(args.screenshots or project_dir / "reports" / "screenshots").resolve(),
                 server_started_by_suite=server is not None,
                 cleanup=args.cleanup,
+                restart=args.restart,
                 upload_size=args.upload_size,
                 load_clients=args.load,
                 load_seconds=args.load_seconds,
@@ -271,6 +284,7 @@ def run(args, project_dir: Path | None) -> int:
                 backend_store_uri=redact_backend_uri(server.backend_store_uri) if server else None,
             ),
             started=started,
+            local_server=server,
         )
         try:
             code = run_checks(suite, args, out)

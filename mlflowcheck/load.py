@@ -163,8 +163,9 @@ def probe(suite, clients: int, seconds: float, progress=None) -> Figures:
             f"{clients - len(sent)} of {clients} load workers did not finish within {seconds + 60:.0f}s.",
             "the server stopped answering under load; look at its log.",
         )
-    loss = read_back(suite, list(sent.values()))
-    return figures(list(sent.values()), started, min(elapsed, seconds), loss)
+    suite.load_sent = list(sent.values())
+    loss = read_back(suite, suite.load_sent)
+    return figures(suite.load_sent, started, min(elapsed, seconds), loss)
 
 
 def read_back(suite, sent: list[Sent]) -> Loss:

@@ -57,6 +57,7 @@ def logged_model(suite: Suite) -> None:
     model_id = suite.model_info.model_id
     suite.created.model_id = model_id
     suite.saved_model = saved.get(model_id)
+    suite.created.saved_model = suite.saved_model or {}
     if not suite.saved_model:
         raise CheckFailed(
             f"MLflow logged the model {model_id} without the suite seeing its files, so there is "

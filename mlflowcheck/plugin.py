@@ -25,6 +25,7 @@ WORKER_CHECKS = {"model", "registry"}
 OPT_IN = {
     "cleanup": "cleanup",
     "load": "load_clients",
+    "restart": "restart",
     **dict.fromkeys(["exposure", "hosts", "cors", "traversal", "headers", "advisories"], "security"),
     "writes": "security_write",
 }

@@ -13,9 +13,10 @@ from mlflowcheck.diagnosis import Target
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from mlflowcheck.loadstats import Figures
+    from mlflowcheck.loadstats import Figures, Sent
     from mlflowcheck.model_worker import ModelWorker
     from mlflowcheck.security import Exposure
+    from mlflowcheck.server import LocalServer
 
 
 @dataclass
@@ -31,6 +32,7 @@ class Options:
     timeout: float | None = None  # --timeout: bounds the whole run, in seconds
     server_started_by_suite: bool = False  # the verdict is about a server this suite started
     cleanup: bool = False  # --cleanup: delete what this run created, after the checks
+    restart: bool = False  # --restart: restart the server this suite started, then read everything back
     upload_size: int = 4 * 2**20  # --upload-size: the large artifact (above nginx's default 1 MB body limit)
     load_clients: int | None = None  # --load: concurrent client processes of the load probe
     load_seconds: float = 20.0  # --load-seconds
@@ -38,6 +40,16 @@ class Options:
     security: bool = False  # --security: the read-only security probes
     security_write: bool = False  # --security-write: also the write probes, on this run's own objects
     backend_store_uri: str | None = None  # of a server this suite started, password hidden (for `mlflow gc`)
+
+
+@dataclass
+class Logged:
+    """What the checks logged and read back, kept to read it back once more after a restart."""
+
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, list[tuple[int, float, int]]] = field(default_factory=dict)  # key -> (step, value, ts)
+    dataset_digest: str | None = None
+    artifacts: dict[str, str] = field(default_factory=dict)  # run artifact path -> sha256
 
 
 @dataclass
@@ -53,6 +65,7 @@ class ModelResults:
     registered_model_created: bool = False  # the registered model did not exist before this run
     alias: str | None = None
     alias_before: str | None = None  # the version the alias pointed at before this run, if any
+    saved_model: dict[str, str] = field(default_factory=dict)  # the model as the suite saved it: file -> sha256
 
 
 @dataclass
@@ -85,6 +98,9 @@ class Suite:
     model_worker: ModelWorker | None = None  # the model checks' parallel process
     created: ModelResults = field(default_factory=ModelResults)  # what the model checks created
     cleanup_report: list[str] | None = None  # what --cleanup did, line by line
+    logged: Logged = field(default_factory=Logged)  # what was logged and read back, for --restart
+    load_sent: list[Sent] = field(default_factory=list)  # what the load probe's clients had acknowledged
+    local_server: LocalServer | None = None  # the server this suite started (for --restart)
     screenshots: list[str] = field(default_factory=list)  # files the browser check saved
     timed_out: str | None = None  # the check that was running when --timeout expired
     results: list[CheckResult] = field(default_factory=list)

@@ -78,6 +78,7 @@ def start_run(suite: Suite) -> None:
 
 def params(suite: Suite) -> None:
     mlflow.log_params(seed.PARAMS)
+    suite.logged.params = {k: str(v) for k, v in seed.PARAMS.items()}
     got = suite.client.get_run(suite.run_id).data.params
     expect_equal("params", got, {k: str(v) for k, v in seed.PARAMS.items()})
     suite.note("params", f"{len(got)} params read back equal")
@@ -92,6 +93,7 @@ def metrics(suite: Suite) -> None:
     written = {key: [Metric(key, value, now + step, step) for step, value in points] for key, points in history.items()}
     # One request for all ten points; the seed's per-point log_metric calls cost ten.
     suite.client.log_batch(suite.run_id, metrics=[m for ms in written.values() for m in ms])
+    suite.logged.metrics = {key: [(m.step, m.value, m.timestamp) for m in ms] for key, ms in written.items()}
     for key, want in written.items():
         got = sorted(suite.client.get_metric_history(suite.run_id, key), key=lambda m: m.step)
         expect_equal(
@@ -128,6 +130,7 @@ def dataset(suite: Suite) -> None:
     tags = {t.key: t.value for t in inputs[0].tags}
     expect_equal("dataset context tag", tags.get("mlflow.data.context"), seed.DATASET_CONTEXT)
     expect_equal("dataset targets tag", tags.get("targets"), seed.TARGET)
+    suite.logged.dataset_digest = got.digest
     suite.note("dataset", f"{seed.ROWS} rows, digest {got.digest}")
 
 

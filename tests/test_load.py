@@ -141,3 +141,27 @@ def test_errors_are_classified_and_explained():
     assert "--workers" in explain_errors(Counter({"connection reset": 1}), [])
     assert "proxy_read_timeout" in explain_errors(Counter({"HTTP 504": 1}), [])
     assert "MLFLOW_SQLALCHEMYSTORE_POOL_SIZE" in explain_errors(Counter({"HTTP 500": 1}), ["QueuePool limit of size 5"])
+
+
+# --- durability: --restart -------------------------------------------------------------------
+
+
+def test_restart_reads_back_everything_including_the_load_through_a_new_server_process(database, tmp_path):
+    result = run_suite(
+        tmp_path, "--start-server", "--tracking-uri", f"http://127.0.0.1:{free_port()}",
+        "--server-dir", str(tmp_path / "server"), "--backend-store-uri", database.uri, "--restart",
+        "--load", "2", "--load-seconds", "2",
+    )  # fmt: skip
+    assert result.code == 0, result.output
+    message = result.check("restart")["message"]
+    assert "restarted the server (SIGTERM, answering again in" in message
+    assert "4 params, 10 metric points, 2 artifacts" in message
+    assert f"{result.report['load']['points']:,} load points: all equal" in message
+    assert "mlflow-local-test-model version 1" in message
+
+
+def test_restart_needs_a_server_the_suite_started(server, tmp_path):
+    result = run_suite(tmp_path, "--tracking-uri", server.url, "--restart")
+    assert result.code == 2
+    assert "error: --restart restarts a server this suite starts" in result.output
+    assert "Tip: run --restart with --start-server" in result.output
