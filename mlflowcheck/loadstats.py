@@ -170,6 +170,7 @@ def figures(sent: list[Sent], started: float, seconds: float, loss: Loss) -> Fig
             "errors": b["errors"],
         }
         for second, b in sorted(per_second.items())
+        if second < max(1, int(seconds))  # whole seconds only: the last partial one would chart a false drop
     ]
     return Figures(
         seconds=seconds,
