@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mlflowcheck.server import LocalServer
+from tests.databases import BACKENDS, database_or_skip
 from tests.support import ADMIN_PASSWORD, start_server
 
 
@@ -41,3 +42,10 @@ def fresh_server(tmp_path):
     yield start
     for srv in started:
         srv.stop()
+
+
+@pytest.fixture(params=BACKENDS)
+def database(request, tmp_path):
+    """A throwaway database on each backend in turn (SQLite, PostgreSQL, MariaDB)."""
+    with database_or_skip(request.param, tmp_path) as db:
+        yield db

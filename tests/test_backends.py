@@ -7,24 +7,8 @@ never go green by skipping a backend.
 
 from __future__ import annotations
 
-import os
-
-import pytest
-
 from mlflowcheck.server import free_port
-from tests.databases import BACKENDS, DatabaseUnavailable, throwaway_database
 from tests.support import run_suite
-
-
-@pytest.fixture(params=BACKENDS)
-def database(request, tmp_path):
-    try:
-        with throwaway_database(request.param, tmp_path) as db:
-            yield db
-    except DatabaseUnavailable as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{exc} (CI must test every backend)", pytrace=False)
-        pytest.skip(str(exc))
 
 
 def test_whole_suite_passes_on_backend_and_unicode_round_trips(database, tmp_path):

@@ -11,27 +11,13 @@ import sys
 import time
 from collections import Counter
 
-import pytest
-
 from mlflowcheck.loadstats import Sent, compare_points, error_kind, explain_errors, figures, percentile
 from mlflowcheck.server import free_port
-from tests.databases import BACKENDS, DatabaseUnavailable, throwaway_database
 from tests.faultproxy import Fault
 from tests.support import ENTRY, run_suite
 from tests.test_broken_deployments import assert_fails, run_through_proxy
 
 LOAD = ("--load", "3", "--load-seconds", "3", "-k", "not model and not registry")
-
-
-@pytest.fixture(params=BACKENDS)
-def database(request, tmp_path):
-    try:
-        with throwaway_database(request.param, tmp_path) as db:
-            yield db
-    except DatabaseUnavailable as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{exc} (CI must test every backend)", pytrace=False)
-        pytest.skip(str(exc))
 
 
 def test_load_probe_reads_back_every_value_on_each_backend(database, tmp_path):

@@ -22,7 +22,7 @@ import requests
 from mlflowcheck import seed
 from mlflowcheck.server import free_port
 from mlflowcheck.ui import find_browser
-from tests.databases import DatabaseUnavailable, throwaway_database
+from tests.databases import database_or_skip
 from tests.faultproxy import Fault
 from tests.support import ADMIN_PASSWORD, run_suite
 from tests.test_broken_deployments import assert_fails, run_through_proxy
@@ -93,38 +93,33 @@ def test_passwords_and_tokens_in_the_environment_leak_nowhere(auth_server, tmp_p
 
 
 def test_a_database_password_in_the_backend_store_uri_leaks_nowhere(tmp_path):
-    try:
-        with throwaway_database("postgresql", tmp_path) as db:
-            # PostgreSQL here trusts local connections: the password is sent and ignored.
-            uri = db.uri.replace("postgres@", f"postgres:{DB_CANARY}@")
-            server_dir = tmp_path / "server"
-            result = run_suite(
-                tmp_path, "--start-server", "--tracking-uri", f"http://127.0.0.1:{free_port()}",
-                "--server-dir", str(server_dir), "--backend-store-uri", uri, "--junitxml", str(tmp_path / "junit.xml"),
-                "-k", "not model and not registry",
-            )  # fmt: skip
-            assert result.code == 0, result.output
-            assert "postgresql+psycopg2://postgres:***@127.0.0.1:5432/" in result.output  # SQLAlchemy's rendering
-            # The suite stopped the server it started: read what it stored from the stores themselves.
-            exp, run = result.report["experiment_id"], result.report["run_id"]
-            report = server_dir / "mlartifacts" / exp / run / "artifacts" / seed.REPORT_PATH
-            places = {
-                "stdout and stderr": result.output,
-                "the JSON report": json.dumps(result.report, ensure_ascii=False),
-                "the JUnit XML": (tmp_path / "junit.xml").read_text(encoding="utf-8"),
-                "the server log": (server_dir / "mlflow-server.log").read_text(errors="replace"),
-                "the report artifact, as stored": report.read_text(encoding="utf-8"),
-                "the run's params and tags": repr(
-                    db.query("select key, value from params where run_uuid = %s", run)
-                    + db.query("select key, value from tags where run_uuid = %s", run)
-                    + db.query("select key, value from experiment_tags where experiment_id = %s", int(exp))
-                ),
-            }
-            assert "local_test" in places["the run's params and tags"]  # the query reads the run
-    except DatabaseUnavailable as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(str(exc), pytrace=False)
-        pytest.skip(str(exc))
+    with database_or_skip("postgresql", tmp_path) as db:
+        # PostgreSQL here trusts local connections: the password is sent and ignored.
+        uri = db.uri.replace("postgres@", f"postgres:{DB_CANARY}@")
+        server_dir = tmp_path / "server"
+        result = run_suite(
+            tmp_path, "--start-server", "--tracking-uri", f"http://127.0.0.1:{free_port()}",
+            "--server-dir", str(server_dir), "--backend-store-uri", uri, "--junitxml", str(tmp_path / "junit.xml"),
+            "-k", "not model and not registry",
+        )  # fmt: skip
+        assert result.code == 0, result.output
+        assert "postgresql+psycopg2://postgres:***@127.0.0.1:5432/" in result.output  # SQLAlchemy's rendering
+        # The suite stopped the server it started: read what it stored from the stores themselves.
+        exp, run = result.report["experiment_id"], result.report["run_id"]
+        report = server_dir / "mlartifacts" / exp / run / "artifacts" / seed.REPORT_PATH
+        places = {
+            "stdout and stderr": result.output,
+            "the JSON report": json.dumps(result.report, ensure_ascii=False),
+            "the JUnit XML": (tmp_path / "junit.xml").read_text(encoding="utf-8"),
+            "the server log": (server_dir / "mlflow-server.log").read_text(errors="replace"),
+            "the report artifact, as stored": report.read_text(encoding="utf-8"),
+            "the run's params and tags": repr(
+                db.query("select key, value from params where run_uuid = %s", run)
+                + db.query("select key, value from tags where run_uuid = %s", run)
+                + db.query("select key, value from experiment_tags where experiment_id = %s", int(exp))
+            ),
+        }
+        assert "local_test" in places["the run's params and tags"]  # the query reads the run
     assert_no_leak(places, DB_CANARY)
 
 
@@ -337,22 +332,17 @@ def someone_elses_data(url: str) -> None:
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_cleanup_deletes_exactly_what_the_run_created_and_nothing_else(backend, fresh_server, tmp_path):
-    try:
-        with throwaway_database(backend, tmp_path) as db:
-            srv = fresh_server(backend_store_uri=db.uri)
-            someone_elses_data(srv.url)
-            artifacts = srv.workdir / "mlartifacts"
-            before = server_snapshot(srv.url, artifacts, set())
-            # Once moving the shared alias "champion" (put back afterwards), once with the run's own alias.
-            moved = run_suite(tmp_path, "--tracking-uri", srv.url, "--cleanup", "--alias", "champion")
-            own = run_suite(tmp_path, "--tracking-uri", srv.url, "--cleanup")
-            mine = {moved.report["experiment_id"], own.report["experiment_id"]}
-            after = server_snapshot(srv.url, artifacts, mine)
-            deleted = server_snapshot(srv.url, artifacts, set())
-    except DatabaseUnavailable as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(str(exc), pytrace=False)
-        pytest.skip(str(exc))
+    with database_or_skip(backend, tmp_path) as db:
+        srv = fresh_server(backend_store_uri=db.uri)
+        someone_elses_data(srv.url)
+        artifacts = srv.workdir / "mlartifacts"
+        before = server_snapshot(srv.url, artifacts, set())
+        # Once moving the shared alias "champion" (put back afterwards), once with the run's own alias.
+        moved = run_suite(tmp_path, "--tracking-uri", srv.url, "--cleanup", "--alias", "champion")
+        own = run_suite(tmp_path, "--tracking-uri", srv.url, "--cleanup")
+        mine = {moved.report["experiment_id"], own.report["experiment_id"]}
+        after = server_snapshot(srv.url, artifacts, mine)
+        deleted = server_snapshot(srv.url, artifacts, set())
     for result in (moved, own):
         assert result.code == 0, result.output
         assert result.check("cleanup")["status"] == "passed", result.output

@@ -4,7 +4,6 @@ at the root, with and without basic-auth; then broken the ways teams break it.""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mlflowcheck.ui import find_browser
-from tests.databases import DatabaseUnavailable, throwaway_database
+from tests.databases import database_or_skip
 from tests.faultproxy import Fault, FaultProxy
 from tests.support import ADMIN_PASSWORD, run_suite, start_server
 from tests.team import NGINX, Nginx, ObjectStore, hostport, replicas
@@ -38,23 +37,12 @@ def store():
         yield s
 
 
-@contextlib.contextmanager
-def database(backend: str, directory: Path):
-    try:
-        with throwaway_database(backend, directory) as db:
-            yield db
-    except DatabaseUnavailable as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(str(exc), pytrace=False)
-        pytest.skip(str(exc))
-
-
 @pytest.fixture(scope="module")
 def team(store, tmp_path_factory):
     """Two replicas on one PostgreSQL database, artifacts in a bucket, under /mlflow."""
     work = tmp_path_factory.mktemp("team")
     bucket = store.create_bucket("team-artifacts")
-    with database("postgresql", work) as db, replicas(
+    with database_or_skip("postgresql", work) as db, replicas(
         work, 2, backend_store_uri=db.uri, artifacts_destination=f"s3://{bucket}/mlflow",
         env=store.server_env(), static_prefix="/mlflow",
     ) as reps:  # fmt: skip
@@ -68,7 +56,7 @@ def team_at_root(store, tmp_path_factory):
     bucket = store.create_bucket("team-root-artifacts")
     # The auth database on PostgreSQL: MLflow's auth migrations fail on MariaDB (two foreign keys of the
     # same name in one database, errno 121).
-    with database("mariadb", work) as db, database("postgresql", work) as auth_db:
+    with database_or_skip("mariadb", work) as db, database_or_skip("postgresql", work) as auth_db:
         ini = work / "basic_auth.ini"
         ini.write_text(
             f"[mlflow]\ndefault_permission = READ\ndatabase_uri = {auth_db.uri}\nadmin_username = admin\n"
