@@ -31,7 +31,7 @@ def restart_and_read_back(suite: Suite) -> None:
         )
     began = time.monotonic()
     server.stop()  # SIGTERM to its process group, then a deadline: a supervisor's restart
-    server.start(deadline=suite.remaining(90.0))
+    server.start(deadline=suite.remaining(90.0), append_log=True)
     down = time.monotonic() - began
     loss = Loss()
     items = 0

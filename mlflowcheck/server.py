@@ -103,10 +103,11 @@ class LocalServer:
             *self.extra_args,
         ]  # fmt: skip
 
-    def start(self, deadline: float = 90.0) -> LocalServer:
-        """Start the server and wait until it answers ``/health``, or raise ServerStartError."""
+    def start(self, deadline: float = 90.0, append_log: bool = False) -> LocalServer:
+        """Start the server and wait until it answers ``/health``, or raise ServerStartError.
+        ``append_log`` keeps what an earlier process of this server wrote (a restart)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "wb")  # noqa: SIM115 - the child keeps writing to it
+        log = open(self.log_path, "ab" if append_log else "wb")  # noqa: SIM115 - the child keeps writing to it
         try:
             self.process = subprocess.Popen(
                 self.command(),
