@@ -121,7 +121,9 @@ class SuitePlugin:
                 # The server's own words may name a cause its HTTP answer did not.
                 failure = (None if timed_out else known_server_error(said, quote=False)) or failure
                 text = f"{failure}\nThe server's log ({self.suite.options.server_log}) says:\n{said}"
-            if call.when == "call" and not timed_out and connection_lost(call.excinfo.value, text):
+            # Only after the server answered once: before that, "nothing listens" is the network check's.
+            reached = self.suite.last_answered is not None and not failure.fatal
+            if call.when == "call" and reached and not timed_out and connection_lost(call.excinfo.value, text):
                 text = self.after_connection_lost(check_name(item), text)
             if self.suite.options.verbose:
                 text += "\n" + str(report.longrepr)
