@@ -64,6 +64,9 @@ def cleanup(suite: Suite) -> None:
             lambda: delete_files(client.get_logged_model(model_id).artifact_location),
         )
         step(f"deleted logged model {model_id}", lambda: client.delete_logged_model(model_id))
+    for sent in suite.load_sent:  # the load probe's runs are this run's too
+        if sent.run_id:
+            step(f"deleted load run {sent.run_id} and its artifacts", lambda r=sent.run_id: delete_run(client, r))
     if suite.run_id:
         step("deleted the run's artifacts", lambda: delete_files(suite.artifact_uri))
         step(f"deleted run {suite.run_id} (to the trash)", lambda: client.delete_run(suite.run_id))
@@ -118,6 +121,11 @@ def delete_files(artifact_uri: str | None) -> None:
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
     get_artifact_repository(artifact_uri).delete_artifacts()
+
+
+def delete_run(client, run_id: str) -> None:
+    delete_files(client.get_run(run_id).info.artifact_uri)
+    client.delete_run(run_id)
 
 
 def end_active_run() -> None:
