@@ -339,7 +339,8 @@ def test_cleanup_deletes_exactly_what_the_run_created_and_nothing_else(backend, 
         before = server_snapshot(srv.url, artifacts, set())
         # Once moving the shared alias "champion" (put back afterwards), once with the run's own alias.
         moved = run_suite(tmp_path, "--tracking-uri", srv.url, "--cleanup", "--alias", "champion")
-        own = run_suite(tmp_path, "--tracking-uri", srv.url, "--cleanup")
+        # ... and with the load probe, whose runs and artifacts are this run's too.
+        own = run_suite(tmp_path, "--tracking-uri", srv.url, "--cleanup", "--load", "2", "--load-seconds", "1")
         mine = {moved.report["experiment_id"], own.report["experiment_id"]}
         after = server_snapshot(srv.url, artifacts, mine)
         deleted = server_snapshot(srv.url, artifacts, set())
@@ -353,6 +354,7 @@ def test_cleanup_deletes_exactly_what_the_run_created_and_nothing_else(backend, 
         assert "(moved to the trash by --cleanup)" in result.output
     assert "alias @champion points at version 1 again, as before this run" in moved.check("cleanup")["message"]
     assert "removed alias @check-" in own.check("cleanup")["message"]
+    assert own.check("cleanup")["message"].count("deleted load run ") == 2
     assert after == before
     for exp_id in mine:  # the run's own experiment and run are in the trash
         assert deleted["experiments"][exp_id][1] == "deleted"
