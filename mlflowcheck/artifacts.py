@@ -74,10 +74,7 @@ def upload_and_verify(suite: Suite, text: str) -> str:
             f"{len(data)} were uploaded.",
             LOST_TIP,
         )
-    dst = suite.tmp / f"download-{time.monotonic_ns()}"
-    dst.mkdir(parents=True)
-    got_path = Path(client.download_artifacts(suite.run_id, seed.REPORT_PATH, dst_path=str(dst)))
-    got = hashlib.sha256(got_path.read_bytes()).hexdigest()
+    got = downloaded_sha256(suite, seed.REPORT_PATH)
     if got != want:
         raise CheckFailed(
             f"{seed.REPORT_PATH} came back different: sha256 {got[:12]}…, uploaded {want[:12]}….",
@@ -85,6 +82,14 @@ def upload_and_verify(suite: Suite, text: str) -> str:
         )
     suite.logged.artifacts[seed.REPORT_PATH] = want
     return want
+
+
+def downloaded_sha256(suite: Suite, path: str) -> str:
+    """Download one of the run's artifacts through the server into a fresh folder; its sha256."""
+    dst = suite.tmp / f"download-{time.monotonic_ns()}"
+    dst.mkdir(parents=True)
+    got = Path(suite.client.download_artifacts(suite.run_id, path, dst_path=str(dst)))
+    return hashlib.sha256(got.read_bytes()).hexdigest()
 
 
 def check_route(suite: Suite) -> str:
@@ -190,10 +195,7 @@ def try_upload(suite: Suite, size: int) -> UploadFailure | None:
         return UploadFailure(explain(exc), status_in(text), answered_by(text))
     want = hashlib.sha256(data).hexdigest()
     suite.logged.artifacts[BIG_PATH] = want  # the last size uploaded is what the server keeps
-    dst = suite.tmp / f"big-download-{time.monotonic_ns()}"
-    dst.mkdir(parents=True)
-    got_path = Path(suite.client.download_artifacts(suite.run_id, BIG_PATH, dst_path=str(dst)))
-    got = hashlib.sha256(got_path.read_bytes()).hexdigest()
+    got = downloaded_sha256(suite, BIG_PATH)
     if got != want:
         raise CheckFailed(
             f"{BIG_PATH} ({human_size(size)}) came back different: sha256 {got[:12]}…, uploaded {want[:12]}….", LOST_TIP

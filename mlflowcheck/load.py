@@ -27,6 +27,7 @@ from mlflowcheck.loadstats import (
     explain_errors,
     figures,
 )
+from mlflowcheck.tracking import history_points
 
 BATCH_KEYS = ("loss", "accuracy", "learning_rate", "grad_norm", "throughput")
 READY_DEADLINE = 120.0  # the workers' imports, on a busy machine
@@ -176,7 +177,7 @@ def read_back(suite, sent: list[Sent]) -> Loss:
         if not s.run_id:
             continue
         for key, points in s.metrics.items():
-            got = [(m.step, m.value, m.timestamp) for m in client.get_metric_history(s.run_id, key)]
+            got = history_points(client, s.run_id, key)
             total.add(compare_points(f"run {s.run_id[:8]} {key}", points, got))
         data = client.get_run(s.run_id).data
         total.add(compare_values("param", s.params, data.params))

@@ -56,9 +56,8 @@ def logged_model(suite: Suite) -> None:
     suite.model_file = DATA_FILE[fmt]
     model_id = suite.model_info.model_id
     suite.created.model_id = model_id
-    suite.saved_model = saved.get(model_id)
-    suite.created.saved_model = suite.saved_model or {}
-    if not suite.saved_model:
+    suite.created.saved_model = saved.get(model_id, {})
+    if not suite.created.saved_model:
         raise CheckFailed(
             f"MLflow logged the model {model_id} without the suite seeing its files, so there is "
             "nothing to verify a download against; nothing was loaded.",
@@ -85,7 +84,7 @@ def logged_model(suite: Suite) -> None:
     predictions_match(suite, suite.model_info.model_uri, expected)
     suite.note(
         "model",
-        f"{model_id}, {suite.model_file} ({fmt}), {len(suite.saved_model)} files sha256-verified, "
+        f"{model_id}, {suite.model_file} ({fmt}), {len(suite.created.saved_model)} files sha256-verified, "
         f"{seed.ROWS} predictions equal",
     )
 
@@ -133,12 +132,8 @@ def digest_differences(got: dict[str, str], want: dict[str, str]) -> list[str]:
     return lines
 
 
-def verified_download(suite: Suite, model_uri: str) -> Path:
-    """Download ``model_uri`` and prove every file is the one the suite saved (sha256).
-
-    A model is code: pickle and cloudpickle run whatever the file says when loaded. So the
-    suite never loads a model straight from the server; it loads this verified local copy.
-    """
+def download_and_compare(suite: Suite, model_uri: str) -> tuple[Path, list[str]]:
+    """Download ``model_uri`` into a fresh folder; what differs from the model the suite saved."""
     dst = suite.tmp / f"model-{hashlib.sha256(model_uri.encode()).hexdigest()[:12]}"
     shutil.rmtree(dst, ignore_errors=True)
     dst.mkdir(parents=True)
@@ -147,7 +142,16 @@ def verified_download(suite: Suite, model_uri: str) -> Path:
     # The client itself writes this file after downloading a registry version (name and
     # version, from the URI); it is not a server's file.
     got.pop(REGISTERED_MODEL_META, None)
-    differences = digest_differences(got, suite.saved_model or {})
+    return local, digest_differences(got, suite.created.saved_model)
+
+
+def verified_download(suite: Suite, model_uri: str) -> Path:
+    """Download ``model_uri`` and prove every file is the one the suite saved (sha256).
+
+    A model is code: pickle and cloudpickle run whatever the file says when loaded. So the
+    suite never loads a model straight from the server; it loads this verified local copy.
+    """
+    local, differences = download_and_compare(suite, model_uri)
     if differences:
         raise CheckFailed(
             f"The model files downloaded from {model_uri} are not the ones this suite saved, so "

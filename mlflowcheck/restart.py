@@ -4,15 +4,15 @@ process: every item logged and acknowledged before the restart must be there, ex
 
 from __future__ import annotations
 
-import hashlib
 import time
-from pathlib import Path
 
 from mlflowcheck import load
+from mlflowcheck.artifacts import downloaded_sha256
 from mlflowcheck.diagnosis import CheckFailed
 from mlflowcheck.loadstats import Loss, compare_points, compare_values
-from mlflowcheck.models import REGISTERED_MODEL_META, digest_differences, tree_digests
+from mlflowcheck.models import download_and_compare
 from mlflowcheck.suite import Suite
+from mlflowcheck.tracking import history_points
 
 DURABILITY_TIP = (
     "the server lost data it had acknowledged when it restarted: its stores are not durable (an "
@@ -43,31 +43,22 @@ def restart_and_read_back(suite: Suite) -> None:
     loss.add(compare_values("param", suite.logged.params, run.data.params))
     items += 1 + len(suite.logged.params)
     for key, points in suite.logged.metrics.items():
-        got = [(m.step, m.value, m.timestamp) for m in client.get_metric_history(suite.run_id, key)]
-        loss.add(compare_points(key, points, got))
+        loss.add(compare_points(key, points, history_points(client, suite.run_id, key)))
         items += len(points)
     if suite.logged.dataset_digest:
         digests = [i.dataset.digest for i in run.inputs.dataset_inputs]
         loss.add(compare_values("dataset", {"digest": suite.logged.dataset_digest}, {"digest": ",".join(digests)}))
         items += 1
     for path, want in suite.logged.artifacts.items():
-        dst = suite.tmp / f"restart-{time.monotonic_ns()}"
         try:
-            got = hashlib.sha256(Path(client.download_artifacts(suite.run_id, path, dst_path=str(dst))).read_bytes())
-            loss.add(compare_values("artifact", {path: want}, {path: got.hexdigest()}))
+            loss.add(compare_values("artifact", {path: want}, {path: downloaded_sha256(suite, path)}))
         except Exception as exc:  # a missing file is a loss to report, with the rest
             loss.add(compare_values("artifact", {path: want}, {}))
             loss.examples.append(f"{path}: {str(exc)[:120]}")
         items += 1
     created = suite.created
     if created.model_id and created.saved_model:
-        import mlflow
-
-        dst = suite.tmp / "restart-model"
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{created.model_id}", dst_path=str(dst)))
-        got = tree_digests(local)
-        got.pop(REGISTERED_MODEL_META, None)
-        differences = digest_differences(got, created.saved_model)
+        _, differences = download_and_compare(suite, f"models:/{created.model_id}")
         loss.altered += len(differences)
         loss.examples += differences[:3]
         items += len(created.saved_model)

@@ -93,7 +93,6 @@ class Suite:
     model: Any = None  # the trained LogisticRegression
     model_info: Any = None
     model_file: str = ""
-    saved_model: dict[str, str] | None = None  # the model as the suite saved it: file -> sha256
     registered_version: str | None = None  # the registry version this run added and verified
     model_worker: ModelWorker | None = None  # the model checks' parallel process
     created: ModelResults = field(default_factory=ModelResults)  # what the model checks created

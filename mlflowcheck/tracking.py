@@ -94,14 +94,18 @@ def metrics(suite: Suite) -> None:
     # One request for all ten points; the seed's per-point log_metric calls cost ten.
     suite.client.log_batch(suite.run_id, metrics=[m for ms in written.values() for m in ms])
     suite.logged.metrics = {key: [(m.step, m.value, m.timestamp) for m in ms] for key, ms in written.items()}
-    for key, want in written.items():
-        got = sorted(suite.client.get_metric_history(suite.run_id, key), key=lambda m: m.step)
+    for key, want in suite.logged.metrics.items():
         expect_equal(
             f"metric history of {key!r} (step, value, timestamp)",
-            [(m.step, m.value, m.timestamp) for m in got],
-            [(m.step, m.value, m.timestamp) for m in want],
+            sorted(history_points(suite.client, suite.run_id, key)),
+            want,
         )
     suite.note("metrics", f"accuracy and loss, {seed.EPOCHS} steps each")
+
+
+def history_points(client, run_id: str, key: str) -> list[tuple[int, float, int]]:
+    """A metric's full history as the server has it: (step, value, timestamp) per point."""
+    return [(m.step, m.value, m.timestamp) for m in client.get_metric_history(run_id, key)]
 
 
 def dataset(suite: Suite) -> None:
