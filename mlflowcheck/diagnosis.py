@@ -244,6 +244,12 @@ def _read_capped(method: str, url: str, **kwargs) -> requests.Response:
 VERSION_RE = re.compile(r"^\d+\.\d+(\.\d+)?([.\w+-]*)$")
 
 
+def mlflow_version(resp: requests.Response) -> str:
+    """The version an answer to GET /version names, or '' when it is not MLflow's answer."""
+    text = resp.text.strip()
+    return text if resp.status_code == 200 and VERSION_RE.match(text) else ""
+
+
 def check_is_mlflow(target: Target) -> str:
     """Layer 3: what answers is an MLflow server. Returns the server's version string.
 
@@ -280,8 +286,8 @@ def check_is_mlflow(target: Target) -> str:
         )
     if resp.status_code in (401, 403):
         return ""  # protected: the access layer says what to do
-    text = resp.text.strip()
-    if resp.status_code != 200 or not VERSION_RE.match(text):
+    version = mlflow_version(resp)
+    if not version:
         found = where_mlflow_answers(target)
         if found:
             raise CheckFailed(
@@ -298,7 +304,7 @@ def check_is_mlflow(target: Target) -> str:
             "the MLflow server (the port given to `mlflow server --port`).",
             fatal=True,
         )
-    return text
+    return version
 
 
 def sign_in_page(resp: requests.Response) -> str:
@@ -335,7 +341,7 @@ def where_mlflow_answers(target: Target) -> str | None:
             resp = http("GET", f"{candidate}/version", deadline=RESPONSE_DEADLINE / 2)
         except requests.RequestException:
             continue
-        if resp.status_code == 200 and VERSION_RE.match(resp.text.strip()):
+        if mlflow_version(resp):
             return candidate
     return None
 
@@ -345,7 +351,7 @@ def where_mlflow_answers(target: Target) -> str | None:
 CONNECTION_LOST = re.compile(
     r"Connection refused|Failed to establish a new connection|RemoteDisconnected|Connection aborted|"
     r"connection reset|reset by peer|Max retries exceeded|ERR_CONNECTION_REFUSED|ERR_EMPTY_RESPONSE|"
-    r"ERR_CONNECTION_RESET|connection refused",
+    r"ERR_CONNECTION_RESET",
     re.IGNORECASE,
 )
 
@@ -382,8 +388,9 @@ def versions_seen(target: Target, tries: int = 4) -> list[str]:
             resp = http("GET", f"{target.url}/version")
         except requests.RequestException:
             continue
-        if resp.status_code == 200 and VERSION_RE.match(resp.text.strip()):
-            seen.add(resp.text.strip())
+        version = mlflow_version(resp)
+        if version:
+            seen.add(version)
     return sorted(seen)
 
 

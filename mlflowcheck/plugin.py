@@ -136,7 +136,7 @@ class SuitePlugin:
         fate = server_fate(self.suite.target)
         if fate == "up":
             return text  # it never stopped answering: not a death (an overloaded server, say)
-        before = f" (it answered during '{self.suite.last_answered}')" if self.suite.last_answered else ""
+        before = f" (it answered during '{self.suite.last_answered}')"  # set: only called after it answered
         log = tail(self.suite.options.server_log, 8)
         said = f"\nThe last lines of its log ({self.suite.options.server_log}):\n{log}" if log else ""
         if fate == "back":
