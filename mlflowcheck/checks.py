@@ -57,6 +57,12 @@ def check_versions(suite):
     suite.connect()
 
 
+# Early: the browser (started with the server) loads the web app while the tracking checks run.
+@needs("server")
+def check_ui(suite):
+    ui.served(suite)
+
+
 @needs("versions")
 def check_experiment(suite):
     tracking.experiment(suite)
@@ -81,6 +87,7 @@ def check_dataset(suite):
 @needs("params")
 def check_artifact(suite):
     artifacts.report(suite)
+    ui.start_pages_without_model(suite)  # what they show is logged now: the browser opens them meanwhile
 
 
 @needs("artifact")
@@ -92,11 +99,6 @@ def check_big_artifact(suite):
 @needs("metrics")
 def check_search(suite):
     tracking.search(suite)
-
-
-@needs("server")
-def check_ui(suite):
-    ui.served(suite)
 
 
 @needs("dataset", "artifact")

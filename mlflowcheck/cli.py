@@ -17,6 +17,7 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from mlflowcheck import diagnosis, render
@@ -249,7 +250,7 @@ def run(args, project_dir: Path | None) -> int:
         target = None  # the uri check reports it
     if target is not None and wants_local_server(args, target):
         try:
-            server = maybe_start_server(args, target, project_dir, out, deadline=min(90.0, args.timeout))
+            server = maybe_launch_server(args, target, project_dir, out)
         except CheckFailed as exc:
             out.write(render.printable(f"error: {exc}\n"))
             return EXIT_NO_RUN
@@ -287,7 +288,19 @@ def run(args, project_dir: Path | None) -> int:
             local_server=server,
         )
         try:
-            code = run_checks(suite, args, out)
+            with helpers(suite, every_check=not args.select):
+                if server is not None:
+                    try:
+                        with suite.timeline.phase("server starts"):
+                            server.wait_ready(deadline=min(90.0, args.timeout))
+                    except ServerStartError as exc:
+                        out.write(render.printable(f"error: {server_start_failed(exc)}\n"))
+                        return EXIT_NO_RUN
+                    if suite.browser is not None:  # an MLflow server, ours: its web app loads meanwhile
+                        suite.browser.open_app(target)
+                code = run_checks(suite, args, out)
+                if server is not None and not args.keep_serving:
+                    server.terminate()  # it shuts down while Chromium and the worker are stopped
         finally:
             shutil.rmtree(suite.tmp, ignore_errors=True)
         if server is not None and args.keep_serving:
@@ -297,7 +310,7 @@ def run(args, project_dir: Path | None) -> int:
                 server.process.wait()
         return code
     finally:
-        if server is not None:
+        if server is not None and server.process is not None:  # (a server that did not start is stopped)
             server.stop()
             if args.keep_serving:
                 out.write("Stopped the server this suite started.\n")
@@ -307,6 +320,49 @@ def run(args, project_dir: Path | None) -> int:
                     f"{server.workdir}:\n  {browse_command(server)}\n"
                     f"and open {target.ui_link()} (or run this suite with --keep-serving).\n"
                 )
+
+
+@contextlib.contextmanager
+def helpers(suite: Suite, every_check: bool) -> Iterator[None]:
+    """Start the model worker and Chromium now, and stop them at the end whatever happens.
+
+    With -k they are left to the plugin, which starts what the selected checks need. Against a
+    server that answers already, the worker starts first: its imports are the run's longest
+    chain. While a server this suite started boots (a chain of imports and migrations on one
+    core), the helpers start one after the other on the other core: Chromium, the checks'
+    imports, the worker. Started all at once they slow the boot by more than they gain
+    (benchmarks/bench_suite.py; lowering their priority did not help).
+    """
+    from mlflowcheck.model_worker import ModelWorker
+    from mlflowcheck.ui import start_browser
+
+    try:
+        if suite.local_server is not None:
+            if every_check:
+                suite.browser = start_browser(suite)
+                if suite.browser is not None:
+                    suite.browser.wait_launched()
+            preload(suite)
+            if every_check:
+                suite.model_worker = ModelWorker(suite.tmp / "model-worker.log", suite.timeline)
+        elif every_check:
+            suite.model_worker = ModelWorker(suite.tmp / "model-worker.log", suite.timeline)
+            suite.browser = start_browser(suite)
+        yield
+    finally:
+        if suite.model_worker is not None:
+            suite.model_worker.stop()
+        if suite.browser is not None:
+            suite.browser.close()
+
+
+def preload(suite: Suite) -> None:
+    """The checks' imports (pytest, MLflow's client, pandas: over a second), done while the
+    server this suite started boots rather than after."""
+    with suite.timeline.phase("imports"):
+        import pytest  # noqa: F401
+
+        from mlflowcheck import checks  # noqa: F401
 
 
 def wants_local_server(args, target) -> bool:
@@ -322,8 +378,9 @@ def browse_command(server: LocalServer) -> str:
     )
 
 
-def maybe_start_server(args, target, project_dir: Path, out, deadline: float) -> LocalServer | None:
-    """The embedded default: start the light seed server when nothing listens at the target."""
+def maybe_launch_server(args, target, project_dir: Path, out) -> LocalServer | None:
+    """The embedded default: start the light seed server when nothing listens at the target.
+    Returns once the process runs; the caller waits until it answers (``wait_ready``)."""
     if target.host not in LOCAL_HOSTS:  # checked first: no traffic to a host we may not start on
         raise CheckFailed(
             f"--start-server needs a local address; {target.host} is not one.",
@@ -345,20 +402,21 @@ def maybe_start_server(args, target, project_dir: Path, out, deadline: float) ->
         backend_store_uri=args.backend_store_uri,
         log_path=workdir / "mlflow-server.log",
     )
+    server.launch()  # first: every other step of the run overlaps with its start
     out.write(
         f"Nothing listens at {target.url}: starting `{browse_command(server)}` in {workdir} "
         f"(log: {server.log_path}) ...\n"
     )
     out.flush()
-    try:
-        server.start(deadline=deadline)
-    except ServerStartError as exc:
-        raise CheckFailed(
-            f"The local mlflow server did not start: {exc}",
-            "fix what the server said above; a wrong --backend-store-uri, a database that is down "
-            "or a port in use are the usual causes.",
-        ) from None
     return server
+
+
+def server_start_failed(exc: ServerStartError) -> CheckFailed:
+    return CheckFailed(
+        f"The local mlflow server did not start: {exc}",
+        "fix what the server said above; a wrong --backend-store-uri, a database that is down "
+        "or a port in use are the usual causes.",
+    )
 
 
 def run_checks(suite: Suite, args, out) -> int:
@@ -392,15 +450,7 @@ def run_checks(suite: Suite, args, out) -> int:
     if args.junitxml:
         pytest_args += ["--junitxml", args.junitxml]
     plugin = SuitePlugin(suite, out)
-    if not args.select:  # every check runs: start the model worker's imports right now
-        from mlflowcheck.model_worker import ModelWorker
-
-        suite.model_worker = ModelWorker(suite.tmp / "model-worker.log")
-    try:
-        status = pytest.main(pytest_args, plugins=[plugin])
-    finally:
-        if suite.model_worker is not None:
-            suite.model_worker.stop()
+    status = pytest.main(pytest_args, plugins=[plugin])
     code = suite.exit_code()
     if status == pytest.ExitCode.INTERRUPTED:
         out.write("Interrupted (Ctrl+C): the checks after the last line above did not run.\n")

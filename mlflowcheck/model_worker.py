@@ -17,18 +17,21 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 
 from mlflowcheck.diagnosis import CheckFailed
 from mlflowcheck.suite import ModelResults
+from mlflowcheck.timeline import Timeline, process_start
 
 RESULT_MARK = "MLFLOWCHECK-RESULT "
 WORKER_DEADLINE = 600.0
 
 
 class ModelWorker:
-    def __init__(self, log_path: Path):
+    def __init__(self, log_path: Path, timeline: Timeline):
+        self.timeline = timeline
         self.log = open(log_path, "w")  # noqa: SIM115 - the child writes to it until it ends
         # The project may not be on the child's import path (the entry script's folder is on
         # ours only because Python put it there): hand it over.
@@ -76,6 +79,8 @@ class ModelWorker:
                     "run again with --verbose; if it repeats, this is a bug in the suite.",
                 )
             self.results = ModelResults(**json.loads(lines[-1][len(RESULT_MARK) :]))
+            for name, start, end in self.results.phases:
+                self.timeline.add(f"model worker: {name}", start, end)
         return self.results
 
     def stop(self) -> None:
@@ -102,6 +107,7 @@ def worker_check(suite, name: str) -> None:
 
 def main() -> int:
     # First the imports: this is the work that overlaps with the main process.
+    started = process_start()
     import mlflow.pyfunc  # noqa: F401
     import mlflow.sklearn  # noqa: F401
     import sklearn.linear_model  # noqa: F401
@@ -111,11 +117,15 @@ def main() -> int:
 
     if models.default_format() == "skops":
         import skops.io  # noqa: F401
+    models.warm_up()
+    imported = time.time()
 
     line = sys.stdin.readline()
     if not line.strip():  # the main process needed no model checks
         return 0
+    job_start = time.time()
     results = models.run_worker_job(json.loads(line))
+    results.phases = [("imports and warm-up", started, imported), ("model and registry", job_start, time.time())]
     sys.stdout.write(RESULT_MARK + json.dumps(asdict(results), ensure_ascii=False) + "\n")
     sys.stdout.flush()
     sys.stderr.flush()

@@ -80,16 +80,18 @@ class SuitePlugin:
             items[:] = [i for i in items if i not in off]
 
     def pytest_collection_finish(self, session):
-        # With -k the model checks may not be selected: start the worker only if they are
-        # (without -k the command line started it before pytest, to overlap the imports).
-        wanted = bool(WORKER_CHECKS & {check_name(i) for i in session.items})
-        if wanted and self.suite.model_worker is None:
+        # With -k the model checks and the browser check may not be selected: start the worker
+        # and Chromium only if they are (without -k the command line started both before pytest,
+        # to overlap their start with the server's and the first checks).
+        selected = {check_name(i) for i in session.items}
+        if WORKER_CHECKS & selected and self.suite.model_worker is None:
             from mlflowcheck.model_worker import ModelWorker
 
-            self.suite.model_worker = ModelWorker(self.suite.tmp / "model-worker.log")
-        elif not wanted and self.suite.model_worker is not None:
-            self.suite.model_worker.stop()
-            self.suite.model_worker = None
+            self.suite.model_worker = ModelWorker(self.suite.tmp / "model-worker.log", self.suite.timeline)
+        if "browser" in selected and self.suite.browser is None:
+            from mlflowcheck.ui import start_browser
+
+            self.suite.browser = start_browser(self.suite)
 
     def pytest_configure(self, config):
         config.addinivalue_line("markers", "needs(*checks): checks that must pass before this one")
@@ -171,6 +173,8 @@ class SuitePlugin:
             self.out.write("\r\033[K")  # clear the live status line before the result line
         if report.passed and name not in ("uri", "network"):
             self.suite.last_answered = name
+        if not report.skipped:
+            self.suite.timeline.add(f"check {name}", report.start, report.stop)
         result = CheckResult(name, report.outcome, report.duration, message, getattr(report, "fatal", False))
         result.warning = report.passed and name in self.suite.warnings
         self.suite.results.append(result)

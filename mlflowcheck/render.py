@@ -68,7 +68,24 @@ def verdict_line(suite: Suite, code: int) -> str:
     )
 
 
+def timeline_lines(suite: Suite) -> str:
+    """Where the seconds went (--verbose): each phase's start and end since the process started,
+    as a bar on a line of 50 columns, so that phases that overlap show it."""
+    phases = suite.timeline.relative()
+    if not phases:
+        return ""
+    total = max(p["end"] for p in phases) or 1.0
+    lines = ["Timeline (seconds since the process started):"]
+    for p in phases:
+        first, last = int(p["start"] / total * 49), int(p["end"] / total * 49)
+        bar = " " * first + "#" * (last - first + 1)
+        lines.append(f"  {p['start']:6.2f} {p['end']:6.2f}  {bar:<50}  {p['phase']}")
+    return "\n".join(lines) + "\n"
+
+
 def summary(suite: Suite, code: int, out: TextIO) -> None:
+    if suite.options.verbose:
+        out.write(printable(timeline_lines(suite)))
     out.write(printable(verdict_line(suite, code)))
     gone = " (moved to the trash by --cleanup)" if suite.cleanup_report else ""
     if suite.experiment_url:
@@ -123,6 +140,7 @@ def json_document(suite: Suite, code: int) -> dict:
         "topology": suite.topology,
         "load": None if suite.load is None else {**suite.load.as_dict(), "per_second": suite.load.per_second},
         "cleanup": suite.cleanup_report,
+        "timeline": suite.timeline.relative(),
         "checks": [
             {
                 "name": r.name,

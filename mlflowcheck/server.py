@@ -79,6 +79,8 @@ class LocalServer:
     scheme: str = "http"  # "https" when extra_args make it serve TLS (uvicorn's --ssl-* options)
     static_prefix: str = ""  # --static-prefix: the server answers under this path (e.g. /mlflow)
     process: subprocess.Popen | None = field(default=None, init=False, repr=False)
+    terminating: bool = field(default=False, init=False, repr=False)  # SIGTERM sent
+    had_children: bool = field(default=False, init=False, repr=False)  # when it was sent
 
     def __post_init__(self) -> None:
         self.workdir = Path(self.workdir)
@@ -106,6 +108,13 @@ class LocalServer:
     def start(self, deadline: float = 90.0, append_log: bool = False) -> LocalServer:
         """Start the server and wait until it answers ``/health``, or raise ServerStartError.
         ``append_log`` keeps what an earlier process of this server wrote (a restart)."""
+        self.launch(append_log)
+        return self.wait_ready(deadline)
+
+    def launch(self, append_log: bool = False) -> LocalServer:
+        """Start the server process and return at once: the caller may do other work (the
+        suite's own imports, the model worker, the browser) while the server boots, then
+        ``wait_ready``."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab" if append_log else "wb")  # noqa: SIM115 - the child keeps writing to it
         try:
@@ -123,6 +132,11 @@ class LocalServer:
             )
         finally:
             log.close()
+        return self
+
+    def wait_ready(self, deadline: float = 90.0) -> LocalServer:
+        """Wait until the launched server answers ``/health``; if it does not, stop it and
+        raise ServerStartError."""
         try:
             wait_until_ready(self.url, deadline, process=self.process, log_path=self.log_path)
         except BaseException:
@@ -130,31 +144,66 @@ class LocalServer:
             raise
         return self
 
+    def terminate(self) -> None:
+        """Ask the whole process group to stop (SIGTERM) without waiting: it shuts down while the
+        caller does other work; ``stop`` then waits for it."""
+        if self.process is not None and not self.terminating:
+            self.terminating = True
+            # Before the signal: whether the CLI process had started the server proper (see stop).
+            self.had_children = len(group_members(self.process.pid) or ()) > 1
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)  # start_new_session: the child leads its group
+
     def stop(self, deadline: float = 15.0) -> None:
-        """Stop the whole process group: SIGTERM, wait until the deadline, then SIGKILL."""
+        """Stop the whole process group: SIGTERM, wait until the deadline, then SIGKILL.
+
+        ``mlflow server`` is a CLI process that starts the server proper (uvicorn or gunicorn)
+        as its child and then only waits for it. Once the children have shut down, the CLI spends
+        another second in its interpreter's exit (a last garbage collection over MLflow's modules)
+        with nothing left to do: then it is not waited for.
+        """
         proc = self.process
         if proc is None:
             return
-        pgid = proc.pid  # start_new_session=True makes the child its own group leader
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=deadline)
-        # Workers may still be alive after the parent exits; make sure the group is gone.
+        pgid = proc.pid
+        # Once only: a second SIGTERM makes uvicorn skip its graceful shutdown.
+        self.terminate()
         end = time.monotonic() + deadline
         while _group_alive(pgid) and time.monotonic() < end:
-            time.sleep(0.1)
+            if proc.poll() is None and self.had_children and group_members(pgid) == {pgid}:
+                break  # the children are gone; the leader only exits now
+            time.sleep(0.05)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=5)
         self.process = None
+        self.terminating = False
 
     def __enter__(self) -> LocalServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def group_members(pgid: int) -> set[int] | None:
+    """The processes in a process group (Linux: from /proc), or None where that cannot be read."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return None
+    members = set()
+    for name in entries:
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    fields = f.read().rsplit(b")", 1)[1].split()
+            except OSError:
+                continue  # it exited meanwhile
+            if int(fields[2]) == pgid and fields[0] != b"Z":  # state, ppid, pgrp; a zombie has exited
+                members.add(int(name))
+    return members
 
 
 def _group_alive(pgid: int) -> bool:
@@ -266,7 +315,7 @@ def wait_until_ready(
             last_error = f"/health answered HTTP {resp.status_code}"
         except requests.RequestException as exc:
             last_error = type(exc).__name__
-        time.sleep(0.2)
+        time.sleep(0.05)
     raise ServerStartError(
         f"mlflow server at {url} was not ready after {deadline:.0f}s ({last_error}). "
         f"Its log ({log_path}) ends with:\n{tail(log_path, 10)}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.abc
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -9,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlflowcheck.diagnosis import Target
+from mlflowcheck.timeline import Timeline
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -17,6 +20,7 @@ if TYPE_CHECKING:
     from mlflowcheck.model_worker import ModelWorker
     from mlflowcheck.security import Exposure
     from mlflowcheck.server import LocalServer
+    from mlflowcheck.ui import BrowserSession
 
 
 @dataclass
@@ -66,6 +70,7 @@ class ModelResults:
     alias: str | None = None
     alias_before: str | None = None  # the version the alias pointed at before this run, if any
     saved_model: dict[str, str] = field(default_factory=dict)  # the model as the suite saved it: file -> sha256
+    phases: list[tuple[str, float, float]] = field(default_factory=list)  # the worker's timeline (time.time())
 
 
 @dataclass
@@ -95,6 +100,8 @@ class Suite:
     model_file: str = ""
     registered_version: str | None = None  # the registry version this run added and verified
     model_worker: ModelWorker | None = None  # the model checks' parallel process
+    browser: BrowserSession | None = None  # Chromium for the browser check, started early
+    timeline: Timeline = field(default_factory=Timeline)  # where the run's seconds went
     created: ModelResults = field(default_factory=ModelResults)  # what the model checks created
     cleanup_report: list[str] | None = None  # what --cleanup did, line by line
     logged: Logged = field(default_factory=Logged)  # what was logged and read back, for --restart
@@ -194,6 +201,8 @@ class Suite:
 
         import mlflow
 
+        without_ipython()
+
         # The first contact (diagnosis) already proved the server answers; from here a
         # failing request gets two quick retries, not MLflow's default of minutes.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
@@ -207,3 +216,24 @@ class Suite:
         mlflow.set_tracking_uri(self.target.url)
         mlflow.set_registry_uri(self.target.url)
         self.client = mlflow.MlflowClient(tracking_uri=self.target.url, registry_uri=self.target.url)
+
+
+class _NoIPython(importlib.abc.MetaPathFinder):
+    """Makes ``import IPython`` fail as if it were not installed."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "IPython" or name.startswith("IPython."):
+            raise ModuleNotFoundError(f"No module named {name!r} (not in the suite's processes)", name=name)
+        return None
+
+
+def without_ipython() -> None:
+    """Run this process's MLflow client as where IPython is not installed.
+
+    On every request MLflow asks whether it runs in a Databricks notebook, and the first time
+    it imports IPython for that: 0.4 s where IPython is installed (mlflow.utils.databricks_utils
+    ._get_dbutils). The suite's processes are never notebooks, and MLflow runs without IPython.
+    Left alone where IPython is already imported (the suite called from a notebook).
+    """
+    if "IPython" not in sys.modules and not any(isinstance(f, _NoIPython) for f in sys.meta_path):
+        sys.meta_path.insert(0, _NoIPython())

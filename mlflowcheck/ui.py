@@ -3,11 +3,17 @@ browser (``browse``)."""
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import re
+import threading
+import time
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 
 from mlflowcheck import seed
-from mlflowcheck.diagnosis import CheckFailed, auth_from_env, describe_response, first_line, http
+from mlflowcheck.diagnosis import CheckFailed, Target, auth_from_env, describe_response, first_line, http
 from mlflowcheck.suite import Suite
 
 
@@ -33,6 +39,8 @@ def served(suite: Suite) -> None:
             "reinstall mlflow on the server, or check the --static-prefix / proxy path.",
         )
     suite.note("ui", f"{root} serves the web app ({len(js.content) // 1024} KiB script)")
+    if suite.browser is not None:
+        suite.browser.open_app(suite.target)  # the browser loads it while the tracking checks run
 
 
 # --- the browser check -----------------------------------------------------------------------
@@ -48,6 +56,7 @@ BROWSER_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-dev-shm-usage",
 ]  # fmt: skip
 WAIT_MS = 20_000  # every wait in the browser has this deadline
+ALIVE_EVERY_MS = 2_000  # while waiting for a page, ask this often whether the server still answers
 INSTALL_TIP = "install it (Debian/Ubuntu: apt-get install chromium fonts-noto-cjk), or set MLFLOWCHECK_CHROMIUM"
 
 
@@ -73,6 +82,158 @@ def find_browser() -> tuple[str | None, str]:
     return None, "no Chromium found on this machine"
 
 
+class BrowserSession:
+    """Headless Chromium, driven from a thread of its own, started before it is needed.
+
+    Starting Chromium and loading MLflow's 4 MB web app take seconds; the command line starts
+    the session while the server boots (``start_browser``), the ``ui`` check has it load the
+    web app while the tracking checks run (``open_app``), and the pages that do not show the
+    model are checked while the model worker works (``start_pages``). Playwright's sync API
+    must be used from one thread: every call goes through ``submit``, run in order by this
+    session's thread. The thread is a daemon: a run that ends early (Ctrl+C, --timeout) does
+    not wait for it, and Playwright's driver closes Chromium when this process goes.
+    """
+
+    def __init__(self, suite: Suite, browser_path: str):
+        self.suite = suite
+        self.jobs: queue.Queue = queue.Queue()
+        self.page = None
+        self.pages: dict[str, Future] = {}  # the user pages asked for, by name
+        self.failed = False  # a page failed: the pages after it are not opened (each waits up to WAIT_MS)
+        self.app_opened = False
+        threading.Thread(target=self._serve, name="browser", daemon=True).start()
+        self.launched = self.submit(self._launch, browser_path)
+
+    def submit(self, fn, *args) -> Future:
+        future: Future = Future()
+        self.jobs.put((future, fn, args))
+        return future
+
+    def _serve(self) -> None:
+        while True:
+            future, fn, args = self.jobs.get()
+            if fn is None:
+                future.set_result(None)
+                return
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # handed to whoever waits for it
+                future.set_exception(exc)
+
+    def _launch(self, browser_path: str) -> None:
+        from playwright.sync_api import Error as PlaywrightError
+        from playwright.sync_api import sync_playwright
+
+        with self.suite.timeline.phase("browser: Chromium starts"):
+            self.playwright = sync_playwright().start()
+            try:
+                self.browser = self.playwright.chromium.launch(
+                    executable_path=browser_path, args=BROWSER_ARGS, timeout=WAIT_MS
+                )
+            except PlaywrightError as exc:
+                raise CheckFailed(
+                    f"Chromium at {browser_path} did not start: {first_line(str(exc))}", INSTALL_TIP, fatal=True
+                ) from None
+            context = self.browser.new_context(viewport={"width": 1400, "height": 1000}, **browser_auth())
+            context.set_default_timeout(WAIT_MS)
+            self.page = context.new_page()
+
+    def wait_launched(self) -> None:
+        """Wait until Chromium has started (or failed to: the browser check reports why)."""
+        with contextlib.suppress(Exception):
+            self.launched.result(timeout=WAIT_MS / 1000 + 5)
+
+    def open_app(self, target: Target) -> None:
+        """Load the web app now (once), so that the pages checked later open within it: at the
+        Default experiment's page (id 0, on every MLflow server), which loads the code of the
+        experiment pages too."""
+        if self.app_opened:
+            return
+        self.app_opened = True
+        url = target.ui_link("/experiments/0?workflowType=machine_learning")
+
+        def load() -> None:
+            if self.page is None:
+                return
+            with self.suite.timeline.phase("browser: web app loads"), contextlib.suppress(Exception):
+                # Errors here are the pages' to report, with their own messages.
+                self.page.goto(url, wait_until="load")
+                self.page.get_by_text("Default", exact=True).first.wait_for(state="visible", timeout=5000)
+
+        self.submit(load)
+
+    def start_pages(self, names: tuple[str, ...]) -> None:
+        """Open these user pages (UserPages methods) in order, unless asked for before."""
+        for name in names:
+            if name not in self.pages:
+                self.pages[name] = self.submit(self._user_page, name)
+
+    def _user_page(self, name: str):
+        if self.failed:
+            return None  # the first failure is the one reported
+        if self.page is None:
+            return None  # Chromium did not start: ``launched`` holds why
+        shots = self.suite.options.screenshots or self.suite.tmp / "screenshots"
+        shots.mkdir(parents=True, exist_ok=True)
+        pages = UserPages(self.suite, self.page, shots)
+        try:
+            with self.suite.timeline.phase(f"browser: {name} page"):
+                return getattr(pages, name)()
+        except BaseException:
+            self.failed = True
+            raise
+
+    def result(self, future: Future):
+        """What a job returned, or its exception, waiting at most a page's worth of waits."""
+        try:
+            return future.result(timeout=self.suite.remaining(4 * WAIT_MS / 1000 + 30))
+        except FutureTimeout:
+            raise CheckFailed(
+                "The browser did not finish opening the pages in time.",
+                "look at the server's log; the pages' API calls may hang.",
+            ) from None
+
+    def close(self) -> None:
+        """Close Chromium (waiting a little for it), and end the thread."""
+
+        def close() -> None:
+            with contextlib.suppress(Exception):
+                if getattr(self, "playwright", None) is not None:
+                    if getattr(self, "browser", None) is not None:
+                        self.browser.close()
+                    self.playwright.stop()
+
+        done = self.submit(close)
+        self.jobs.put((Future(), None, ()))
+        with contextlib.suppress(Exception):
+            done.result(timeout=10)
+
+
+def start_browser(suite: Suite) -> BrowserSession | None:
+    """Start Chromium for the browser check, if it is going to run: not with --no-ui, and only
+    where a Chromium is found (otherwise the check reports why it skipped or failed)."""
+    if suite.options.ui is False:
+        return None
+    browser_path, _ = find_browser()
+    if browser_path is None:
+        return None
+    return BrowserSession(suite, browser_path)
+
+
+#: The user page checked while the model checks run: the experiment's, with the run listed.
+#: Not the run's tabs (metric charts, artifacts): MLflow's web app keeps the run it fetched for
+#: one tab and shows it on the others, so a tab opened before the model was logged would leave
+#: the run page showing the run without its model, still RUNNING.
+PAGES_WITHOUT_MODEL = ("experiment",)
+
+
+def start_pages_without_model(suite: Suite) -> None:
+    if suite.browser is not None and suite.outcome("ui") == "passed":
+        suite.browser.start_pages(PAGES_WITHOUT_MODEL)
+
+
 def browse(suite: Suite) -> None:
     """Open the experiment and run pages like a user; check what they show; take screenshots."""
     import pytest
@@ -84,30 +245,17 @@ def browse(suite: Suite) -> None:
         if suite.options.ui:
             raise CheckFailed(f"--ui was given but {why}.", INSTALL_TIP, fatal=True)
         pytest.skip(f"{why}; {INSTALL_TIP} to check the UI in a browser")
-    from playwright.sync_api import Error as PlaywrightError
-    from playwright.sync_api import sync_playwright
-
+    if suite.browser is None:  # -k selected the browser check without the checks that start it
+        suite.browser = BrowserSession(suite, browser_path)
+    session = suite.browser
+    session.result(session.launched)
+    session.start_pages(("experiment", "run", "metrics", "artifacts"))
+    run_shot = None
+    for name in ("experiment", "run", "metrics", "artifacts"):
+        shot = session.result(session.pages[name])
+        run_shot = shot if name == "run" else run_shot
+    suite.client.log_artifact(suite.run_id, str(run_shot), artifact_path="screenshots")
     shots = suite.options.screenshots or suite.tmp / "screenshots"
-    shots.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        try:
-            browser = pw.chromium.launch(executable_path=browser_path, args=BROWSER_ARGS, timeout=WAIT_MS)
-        except PlaywrightError as exc:
-            raise CheckFailed(
-                f"Chromium at {browser_path} did not start: {first_line(str(exc))}", INSTALL_TIP, fatal=True
-            ) from None
-        try:
-            context = browser.new_context(viewport={"width": 1400, "height": 1000}, **browser_auth())
-            context.set_default_timeout(WAIT_MS)
-            page = context.new_page()
-            pages = UserPages(suite, page, shots)
-            pages.experiment()
-            pages.run()
-            pages.metrics()
-            pages.artifacts()
-        finally:
-            browser.close()
-    suite.client.log_artifact(suite.run_id, str(pages.run_shot), artifact_path="screenshots")
     suite.note("browser", f"experiment, run, metrics and artifacts pages show the run; screenshots in {shots}")
 
 
@@ -127,7 +275,6 @@ class UserPages:
 
     def __init__(self, suite: Suite, page, shots: Path):
         self.suite, self.page, self.shots = suite, page, shots
-        self.run_shot: Path | None = None
 
     def open(self, url: str, what: str) -> None:
         from playwright.sync_api import Error as PlaywrightError
@@ -140,16 +287,28 @@ class UserPages:
             ) from None
 
     def expect(self, text: str, what: str, exact: bool = True) -> None:
-        """Wait (up to WAIT_MS) until ``text`` is visible; else fail with a screenshot."""
+        """Wait (up to WAIT_MS) until ``text`` is visible; else fail with a screenshot. Every
+        few seconds of waiting, ask the server whether it still answers: a page whose server
+        died shows nothing, and that is a dead server (a connection error), not a page that
+        failed to show the run."""
         from playwright.sync_api import Error as PlaywrightError
 
-        try:
-            self.page.get_by_text(text, exact=exact).filter(visible=True).first.wait_for(state="visible")
-        except PlaywrightError:
-            shot = self.shot(f"failed-{what.replace(' ', '-')}")
-            raise CheckFailed(
-                f"The {what} does not show {text!r} within {WAIT_MS // 1000}s (screenshot: {shot}).", PAGE_TIP
-            ) from None
+        locator = self.page.get_by_text(text, exact=exact).filter(visible=True).first
+        end = time.monotonic() + WAIT_MS / 1000
+        while True:
+            try:
+                left_ms = (end - time.monotonic()) * 1000
+                locator.wait_for(state="visible", timeout=max(100, min(ALIVE_EVERY_MS, left_ms)))
+                return
+            except PlaywrightError:
+                if time.monotonic() >= end:
+                    break
+                # Raises requests.ConnectionError when nothing answers: the plugin says the server died.
+                http("GET", f"{self.suite.target.url}/version", timeout=(1.0, 2.0), deadline=3.0)
+        shot = self.shot(f"failed-{what.replace(' ', '-')}")
+        raise CheckFailed(
+            f"The {what} does not show {text!r} within {WAIT_MS // 1000}s (screenshot: {shot}).", PAGE_TIP
+        ) from None
 
     def shot(self, name: str, full_page: bool = False) -> Path:
         path = self.shots / f"{self.suite.run_id}-{name}.png"
@@ -170,7 +329,7 @@ class UserPages:
         self.expect(seed.RUN_NAME, "experiment page's run list")
         self.shot("experiment")
 
-    def run(self) -> None:
+    def run(self) -> Path:
         self.open(self.suite.run_url, "run page")
         self.expect(seed.RUN_NAME, "run page")
         self.expect(str(seed.PARAMS["model_type"]), "run page's parameters")
@@ -184,7 +343,7 @@ class UserPages:
         if self.suite.outcome("registry") == "passed":
             self.expect(self.suite.options.registered_model, "run page's registered models", exact=False)
             self.expect(f"v{self.suite.registered_version}", "run page's registered models")
-        self.run_shot = self.shot("run", full_page=True)
+        return self.shot("run", full_page=True)
 
     def metrics(self) -> None:
         self.open(self.suite.run_page_url("model-metrics"), "metric charts")

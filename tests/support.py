@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 ADMIN_PASSWORD = f"Cn4ry@pw/{uuid.uuid4().hex[:10]}"
 ENTRY = ROOT / "test_mlflow_local.py"
 ALL_CHECKS = [
-    "uri", "network", "server", "access", "versions", "experiment", "params", "metrics",
-    "dataset", "artifact", "big_artifact", "search", "ui", "model", "run", "registry", "browser", "final_report",
+    "uri", "network", "server", "access", "versions", "ui", "experiment", "params", "metrics",
+    "dataset", "artifact", "big_artifact", "search", "model", "run", "registry", "browser", "final_report",
 ]  # fmt: skip
 
 
@@ -77,3 +77,22 @@ def start_server(workdir: Path, **kwargs) -> LocalServer:
         return server.start()
     except ServerStartError as exc:
         pytest.fail(f"could not start the test's mlflow server: {exc}", pytrace=False)
+
+
+def processes_started_under(tmp: Path) -> list[str]:
+    """The command lines of the live processes whose environment has TMPDIR=``tmp``: a suite
+    run with that TMPDIR, and everything it started (its server, model worker, Playwright's
+    driver, Chromium), inherit it."""
+    marker = f"TMPDIR={tmp}".encode() + b"\0"
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and int(proc.name) != os.getpid():
+            try:
+                if marker not in (proc / "environ").read_bytes() + b"\0":
+                    continue
+                if (proc / "stat").read_bytes().rsplit(b")", 1)[1].split()[0] == b"Z":
+                    continue  # exited, not yet reaped by its parent
+                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+            except OSError:
+                continue
+    return found

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,8 +17,9 @@ import requests
 
 from mlflowcheck.cli import build_parser, resolve_tracking_uri, wants_local_server
 from mlflowcheck.diagnosis import parse_target
-from mlflowcheck.server import free_port, is_listening
-from tests.support import ENTRY, run_suite
+from mlflowcheck.server import LocalServer, free_port, group_members, is_listening
+from mlflowcheck.ui import find_browser
+from tests.support import ENTRY, processes_started_under, run_suite
 
 
 def processes_mentioning(text: str) -> list[str]:
@@ -184,3 +187,80 @@ def test_failures_quote_the_error_lines_of_the_server_the_suite_started(tmp_path
     assert "NotADirectoryError" in message
     assert f"The server's log ({server_dir / 'mlflow-server.log'}) says:" in message
     assert "ERROR" in message.split("says:")[1]
+
+
+def browser_or_skip() -> None:
+    if find_browser()[0] is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must run the browser check", pytrace=False)
+        pytest.skip("no Chromium on this machine")
+
+
+@pytest.fixture
+def short_tmp():
+    """A TMPDIR of its own, with a short path: Chromium's profile there holds a Unix socket,
+    whose path may not exceed 107 bytes (pytest's tmp_path is too deep)."""
+    path = Path(tempfile.mkdtemp(prefix="mlfc-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_cold_start_overlaps_the_helpers_with_the_servers_boot_and_leaves_nothing_running(tmp_path, short_tmp):
+    browser_or_skip()
+    port, tmp = free_port(), short_tmp
+    result = run_suite(
+        tmp_path, "--tracking-uri", f"http://127.0.0.1:{port}", "--start-server", "--server-dir", str(tmp_path),
+        "--screenshots", str(tmp_path / "shots"), "-v", env={"TMPDIR": str(tmp)}, ui=True,
+    )  # fmt: skip
+    result.assert_all_passed()
+    phases = {p["phase"]: p for p in result.report["timeline"]}
+    ready = phases["server starts"]["end"]
+    # Chromium, the checks' imports and the model worker's imports all happened while the server booted,
+    for name in ("browser: Chromium starts", "imports"):
+        assert phases[name]["end"] <= ready + 0.05, result.report["timeline"]
+    assert phases["model worker: imports and warm-up"]["start"] < ready
+    # the browser loaded the web app as soon as the server answered, before the first check ended,
+    assert phases["browser: web app loads"]["start"] <= phases["check uri"]["end"] + 0.05
+    # and checked the pages without the model while the model worker worked.
+    assert phases["browser: experiment page"]["start"] < phases["model worker: model and registry"]["end"]
+    assert "Timeline (seconds since the process started):" in result.output
+    # Nothing of it is left: the server, the worker, Playwright's driver and Chromium are gone.
+    assert processes_started_under(tmp) == []
+    assert not is_listening("127.0.0.1", port)
+    assert list(tmp.iterdir()) == []
+
+
+def test_an_interrupt_while_the_server_boots_stops_it_the_worker_and_chromium(tmp_path, short_tmp):
+    browser_or_skip()
+    port, tmp = free_port(), short_tmp
+    command = [
+        sys.executable, str(ENTRY), "--tracking-uri", f"http://127.0.0.1:{port}", "--start-server",
+        "--server-dir", str(tmp_path), "--ui",
+    ]  # fmt: skip
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, cwd=tmp_path,
+        env={**os.environ, "TMPDIR": str(tmp)},
+    ) as proc:  # fmt: skip
+        seen = read_until(proc, "Nothing listens at")
+        assert "starting `mlflow server" in seen
+        time.sleep(2.0)  # the server boots; Chromium and the imports are under way
+        assert processes_started_under(tmp), "the suite started nothing?"
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2, seen + rest
+    assert "Interrupted" in rest
+    assert "Traceback" not in rest
+    assert processes_started_under(tmp) == []
+    assert not is_listening("127.0.0.1", port)
+    assert list(tmp.iterdir()) == []
+
+
+def test_stopping_a_server_is_graceful_and_stops_its_whole_process_group(tmp_path):
+    server = LocalServer(workdir=tmp_path).start()
+    pgid = server.process.pid
+    assert len(group_members(pgid)) > 1  # mlflow's CLI and the server process it started
+    server.stop()
+    assert group_members(pgid) == set()
+    assert server.process is None
+    # The server proper shut down on its own (SIGTERM), not by SIGKILL: uvicorn says so last.
+    assert "Application shutdown complete" in server.log_path.read_text()

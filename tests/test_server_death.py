@@ -63,8 +63,8 @@ def test_killed_during_metric_logging(fresh_server, tmp_path):
 
 def test_killed_during_the_model_upload(fresh_server, tmp_path):
     srv = fresh_server()
-    output, code, took = kill_during(srv, srv.url, tmp_path, "PASS  ui", "--no-ui")
-    assert_death_reported(output, code, took, "model", "ui", ["run", "final_report"])
+    output, code, took = kill_during(srv, srv.url, tmp_path, "PASS  search", "--no-ui")
+    assert_death_reported(output, code, took, "model", "search", ["run", "final_report"])
 
 
 def test_killed_during_the_browser_check_skips_the_rest_without_browser_waits(fresh_server, tmp_path):

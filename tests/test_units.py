@@ -3,6 +3,9 @@ server text, the explanation of errors, model digests, the cleanup's gc command.
 
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -214,3 +217,66 @@ def test_gc_command_names_the_runs_experiment_and_hides_the_database_password():
     suite.experiment_id = "7"
     assert gc_command(suite) == "mlflow gc --backend-store-uri postgresql://u:***@db/m --experiment-ids 7"
     suite.tmp.rmdir()
+
+
+# --- the timeline and the helpers' process management ----------------------------------------
+
+
+def test_the_timeline_starts_when_the_process_started_and_orders_phases_by_start():
+    from mlflowcheck.timeline import Timeline, process_start
+
+    # This process started before the test ran, and not long before (pytest's start-up).
+    assert time.time() - 600 < process_start() < time.time()
+    timeline = Timeline(zero=100.0)
+    timeline.add("check b", 103.0, 104.5)
+    timeline.add("server starts", 100.5, 103.0)
+    with timeline.phase("check c"):
+        pass
+    rows = timeline.relative()
+    assert [r["phase"] for r in rows][:2] == ["server starts", "check b"]
+    assert rows[0] == {"phase": "server starts", "start": 0.5, "end": 3.0}
+    assert rows[-1]["phase"] == "check c"
+    assert rows[-1]["end"] >= rows[-1]["start"]
+
+
+def test_timeline_lines_draw_overlapping_phases_as_overlapping_bars():
+    from mlflowcheck.timeline import Timeline
+
+    suite = Suite(Options("http://h:1"), timeline=Timeline(zero=0.0))
+    suite.timeline.add("model worker: imports", 0.0, 5.0)
+    suite.timeline.add("server starts", 0.0, 10.0)
+    suite.timeline.add("check model", 5.0, 10.0)
+    text = render.timeline_lines(suite)
+    lines = text.splitlines()
+    assert lines[0] == "Timeline (seconds since the process started):"
+    bars = {line[69:]: line[17:67] for line in lines[1:]}  # name: bar
+    assert bars["server starts"] == "#" * 50
+    assert bars["model worker: imports"].rstrip() == "#" * 25  # the first half
+    assert bars["check model"].startswith(" " * 24 + "#")  # the second half, overlapping by a column
+    assert "  0.00  10.00" in text
+    suite.tmp.rmdir()
+
+
+def test_group_members_are_the_processes_of_one_process_group(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from mlflowcheck.server import group_members
+
+    leader = subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time;"
+                               "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
+                               "time.sleep(60)"], start_new_session=True)  # fmt: skip
+    try:
+        for _ in range(100):
+            members = group_members(leader.pid)
+            if len(members) == 2:
+                break
+            time.sleep(0.05)
+        assert leader.pid in members
+        assert len(members) == 2
+        assert os.getpid() not in members
+    finally:
+        os.killpg(leader.pid, signal.SIGKILL)
+        leader.wait()
+    assert group_members(leader.pid) == set()
