@@ -291,8 +291,8 @@ def run(args, project_dir: Path | None) -> int:
             with helpers(suite, every_check=not args.select):
                 if server is not None:
                     try:
-                        with suite.timeline.phase("server starts"):
-                            server.wait_ready(deadline=min(90.0, args.timeout))
+                        server.wait_ready(deadline=min(90.0, args.timeout))
+                        suite.timeline.add("server starts", server.launched_at)
                     except ServerStartError as exc:
                         out.write(render.printable(f"error: {server_start_failed(exc)}\n"))
                         return EXIT_NO_RUN

@@ -81,6 +81,7 @@ class LocalServer:
     process: subprocess.Popen | None = field(default=None, init=False, repr=False)
     terminating: bool = field(default=False, init=False, repr=False)  # SIGTERM sent
     had_children: bool = field(default=False, init=False, repr=False)  # when it was sent
+    launched_at: float = field(default=0.0, init=False, repr=False)  # time.time() of the last launch
 
     def __post_init__(self) -> None:
         self.workdir = Path(self.workdir)
@@ -116,6 +117,7 @@ class LocalServer:
         suite's own imports, the model worker, the browser) while the server boots, then
         ``wait_ready``."""
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.launched_at = time.time()
         log = open(self.log_path, "ab" if append_log else "wb")  # noqa: SIM115 - the child keeps writing to it
         try:
             self.process = subprocess.Popen(
