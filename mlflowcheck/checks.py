@@ -87,7 +87,9 @@ def check_dataset(suite):
 @needs("params")
 def check_artifact(suite):
     artifacts.report(suite)
-    ui.start_pages_without_model(suite)  # what they show is logged now: the browser opens them meanwhile
+    # The run, its params and metrics are logged: the browser checks the experiment's page (the
+    # run in its table) while the checks after this one run.
+    ui.start_pages_without_model(suite)
 
 
 @needs("artifact")

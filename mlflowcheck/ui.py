@@ -87,8 +87,8 @@ class BrowserSession:
 
     Starting Chromium and loading MLflow's 4 MB web app take seconds; the command line starts
     the session while the server boots (``start_browser``), the ``ui`` check has it load the
-    web app while the tracking checks run (``open_app``), and the pages that do not show the
-    model are checked while the model worker works (``start_pages``). Playwright's sync API
+    web app while the tracking checks run (``open_app``), and the experiment page is checked
+    while the model worker works (``start_pages``). Playwright's sync API
     must be used from one thread: every call goes through ``submit``, run in order by this
     session's thread. The thread is a daemon: a run that ends early (Ctrl+C, --timeout) does
     not wait for it, and Playwright's driver closes Chromium when this process goes.
@@ -101,6 +101,7 @@ class BrowserSession:
         self.pages: dict[str, Future] = {}  # the user pages asked for, by name
         self.failed = False  # a page failed: the pages after it are not opened (each waits up to WAIT_MS)
         self.app_opened = False
+        self.playwright = self.browser = None  # set by _launch, in the session's thread
         threading.Thread(target=self._serve, name="browser", daemon=True).start()
         self.launched = self.submit(self._launch, browser_path)
 
@@ -200,9 +201,9 @@ class BrowserSession:
 
         def close() -> None:
             with contextlib.suppress(Exception):
-                if getattr(self, "playwright", None) is not None:
-                    if getattr(self, "browser", None) is not None:
-                        self.browser.close()
+                if self.browser is not None:
+                    self.browser.close()
+                if self.playwright is not None:
                     self.playwright.stop()
 
         done = self.submit(close)
