@@ -44,7 +44,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mlflowcheck.server import LocalServer, free_port, wait_until_ready  # noqa: E402
+from mlflowcheck.render import timeline_table  # noqa: E402
+from mlflowcheck.server import LocalServer, free_port, process_table, wait_until_ready  # noqa: E402
 from mlflowcheck.ui import find_browser  # noqa: E402
 from tests.databases import throwaway_database  # noqa: E402
 
@@ -58,14 +59,8 @@ COLD_TARGET, WARM_TARGET = 0.5, 0.45
 
 def children_map() -> dict[int, list[int]]:
     kids: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                with open(f"/proc/{entry.name}/stat", "rb") as f:
-                    ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            kids.setdefault(ppid, []).append(int(entry.name))
+    for pid, (_, ppid, _) in (process_table() or {}).items():
+        kids.setdefault(ppid, []).append(pid)
     return kids
 
 
@@ -267,9 +262,7 @@ def median_timeline(timelines: list[list[dict]]) -> list[tuple[str, float, float
 
 def print_timeline(rows: list[tuple[str, float, float]], total: float) -> None:
     print(f"\nTimeline of the cold suite (median seconds since its process started; total {total:.2f}s):")
-    for name, start, end in rows:
-        first, last = int(start / total * 49), int(end / total * 49)
-        print(f"  {start:6.2f} {end:6.2f}  {' ' * first + '#' * (last - first + 1):<50}  {name}")
+    print("\n".join(timeline_table([{"phase": n, "start": s, "end": e} for n, s, e in rows], total)))
     last_end = max(end for _, _, end in rows)
     print(f"  {last_end:6.2f} {total:6.2f}  {'':50}  (after the last check: reports, stopping the server, exit)")
 

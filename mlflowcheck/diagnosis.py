@@ -361,6 +361,11 @@ def connection_lost(exc: BaseException, text: str = "") -> bool:
     return isinstance(exc, requests.ConnectionError) or bool(CONNECTION_LOST.search(f"{exc} {text}"))
 
 
+def ask_version(target: Target) -> requests.Response:
+    """GET /version with short deadlines: does the server still answer? Raises on a lost connection."""
+    return http("GET", f"{target.url}/version", timeout=(1.0, 2.0), deadline=3.0)
+
+
 def server_fate(target: Target, wait: float = 2.0) -> str:
     """After a lost connection: "up" (it answers at once: it never went away), "back" (it did not
     answer, then did within ``wait`` seconds: restarted), or "down"."""
@@ -368,7 +373,7 @@ def server_fate(target: Target, wait: float = 2.0) -> str:
     first = True
     while True:
         try:
-            resp = http("GET", f"{target.url}/version", timeout=(1.0, 2.0), deadline=3.0)
+            resp = ask_version(target)
             if resp.status_code in (200, 401, 403):
                 return "up" if first else "back"
         except requests.RequestException:

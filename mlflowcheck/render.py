@@ -69,18 +69,23 @@ def verdict_line(suite: Suite, code: int) -> str:
 
 
 def timeline_lines(suite: Suite) -> str:
-    """Where the seconds went (--verbose): each phase's start and end since the process started,
-    as a bar on a line of 50 columns, so that phases that overlap show it."""
+    """Where the seconds went (--verbose): each phase's start and end since the process started."""
     phases = suite.timeline.relative()
     if not phases:
         return ""
     total = max(p["end"] for p in phases) or 1.0
-    lines = ["Timeline (seconds since the process started):"]
+    return "\n".join(["Timeline (seconds since the process started):", *timeline_table(phases, total)]) + "\n"
+
+
+def timeline_table(phases: list[dict], total: float) -> list[str]:
+    """A line per phase: start, end, and a bar on 50 columns (``total`` seconds), so that phases
+    that overlap show it. Also the benchmark's median timeline."""
+    lines = []
     for p in phases:
         first, last = int(p["start"] / total * 49), int(p["end"] / total * 49)
         bar = " " * first + "#" * (last - first + 1)
         lines.append(f"  {p['start']:6.2f} {p['end']:6.2f}  {bar:<50}  {p['phase']}")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def summary(suite: Suite, code: int, out: TextIO) -> None:

@@ -189,23 +189,31 @@ class LocalServer:
         self.stop()
 
 
-def group_members(pgid: int) -> set[int] | None:
-    """The processes in a process group (Linux: from /proc), or None where that cannot be read."""
+def process_table() -> dict[int, tuple[str, int, int]] | None:
+    """Every process: pid -> (state, parent pid, process group), from Linux's /proc; None where
+    there is no /proc."""
     try:
         entries = os.listdir("/proc")
     except OSError:
         return None
-    members = set()
+    table = {}
     for name in entries:
         if name.isdigit():
             try:
                 with open(f"/proc/{name}/stat", "rb") as f:
-                    fields = f.read().rsplit(b")", 1)[1].split()
-            except OSError:
+                    state, ppid, pgrp = f.read().rsplit(b")", 1)[1].split()[:3]  # after the command name
+            except (OSError, ValueError):
                 continue  # it exited meanwhile
-            if int(fields[2]) == pgid and fields[0] != b"Z":  # state, ppid, pgrp; a zombie has exited
-                members.add(int(name))
-    return members
+            table[int(name)] = (state.decode(), int(ppid), int(pgrp))
+    return table
+
+
+def group_members(pgid: int) -> set[int] | None:
+    """The live processes in a process group (a zombie has exited), or None where that cannot be read."""
+    table = process_table()
+    if table is None:
+        return None
+    return {pid for pid, (state, _, pgrp) in table.items() if pgrp == pgid and state != "Z"}
 
 
 def _group_alive(pgid: int) -> bool:

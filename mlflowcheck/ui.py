@@ -13,7 +13,15 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 
 from mlflowcheck import seed
-from mlflowcheck.diagnosis import CheckFailed, Target, auth_from_env, describe_response, first_line, http
+from mlflowcheck.diagnosis import (
+    CheckFailed,
+    Target,
+    ask_version,
+    auth_from_env,
+    describe_response,
+    first_line,
+    http,
+)
 from mlflowcheck.suite import Suite
 
 
@@ -305,7 +313,7 @@ class UserPages:
                 if time.monotonic() >= end:
                     break
                 # Raises requests.ConnectionError when nothing answers: the plugin says the server died.
-                http("GET", f"{self.suite.target.url}/version", timeout=(1.0, 2.0), deadline=3.0)
+                ask_version(self.suite.target)
         shot = self.shot(f"failed-{what.replace(' ', '-')}")
         raise CheckFailed(
             f"The {what} does not show {text!r} within {WAIT_MS // 1000}s (screenshot: {shot}).", PAGE_TIP
