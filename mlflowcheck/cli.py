@@ -327,14 +327,18 @@ def helpers(suite: Suite, every_check: bool) -> Iterator[None]:
     """Start the model worker and Chromium now, and stop them at the end whatever happens.
 
     With -k they are left to the plugin, which starts what the selected checks need. Against a
-    server that answers already, the worker starts first: its imports are the run's longest
-    chain. While a server this suite started boots (a chain of imports and migrations on one
-    core), the helpers start one after the other on the other core: Chromium, the checks'
-    imports, the worker. Started all at once they slow the boot by more than they gain
-    (benchmarks/bench_suite.py; lowering their priority did not help).
+    server that answers already, the worker starts first, forked before this process imports
+    anything heavy: its imports are the run's longest chain. While a server this suite started
+    boots (a chain of imports and migrations on one core), the helpers start one after the
+    other on the other core: Chromium, the checks' imports, the worker. Started all at once
+    they slow the boot by more than they gain (benchmarks/bench_suite.py; lowering their
+    priority did not help).
     """
     from mlflowcheck.model_worker import ModelWorker
     from mlflowcheck.ui import start_browser
+
+    def start_worker() -> ModelWorker:
+        return ModelWorker(suite.tmp / "model-worker.log", suite.timeline, suite.options.model_format)
 
     try:
         if suite.local_server is not None:
@@ -344,10 +348,12 @@ def helpers(suite: Suite, every_check: bool) -> Iterator[None]:
                     suite.browser.wait_launched()
             preload(suite)
             if every_check:
-                suite.model_worker = ModelWorker(suite.tmp / "model-worker.log", suite.timeline)
-        elif every_check:
-            suite.model_worker = ModelWorker(suite.tmp / "model-worker.log", suite.timeline)
-            suite.browser = start_browser(suite)
+                suite.model_worker = start_worker()
+        else:
+            if every_check:
+                suite.model_worker = start_worker()
+                suite.browser = start_browser(suite)
+            preload(suite)
         yield
     finally:
         if suite.model_worker is not None:
@@ -357,8 +363,8 @@ def helpers(suite: Suite, every_check: bool) -> Iterator[None]:
 
 
 def preload(suite: Suite) -> None:
-    """The checks' imports (pytest, MLflow's client, pandas: over a second), done while the
-    server this suite started boots rather than after."""
+    """The checks' imports (pytest, MLflow's client, pandas: over a second): while the server
+    this suite started boots rather than after; shown on the timeline."""
     with suite.timeline.phase("imports"):
         import pytest  # noqa: F401
 

@@ -1,21 +1,19 @@
 """The model checks' parallel process.
 
-Importing scikit-learn, skops and MLflow's model code costs over two seconds of CPU. The
-suite starts this process first thing (``ModelWorker``); it pays for those imports on the
-machine's other core while the main process checks the tracking store. When the run
-exists, ``worker_check`` hands it the job (a JSON line on stdin): it logs, loads and
-registers the model (``models.logged_model`` and ``models.registry``) and prints one result
-line with both verdicts.
-
-This module imports nothing heavy at the top, so starting the worker costs the main process
-nothing.
+Importing scikit-learn, skops and MLflow costs seconds of CPU, and it is the run's longest
+chain. The suite starts this process first thing (``ModelWorker``); it pays for those
+imports on the machine's other core while the main process checks the tracking store. When
+the run exists, ``worker_check`` hands it the job: it logs, loads and registers the model
+(``models.logged_model`` and ``models.registry``) and hands back ``ModelResults`` with both
+verdicts. It is a ``multiprocessing`` process that talks over a pipe.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
+import multiprocessing
 import os
-import subprocess
+import signal
 import sys
 import time
 from dataclasses import asdict
@@ -25,69 +23,115 @@ from mlflowcheck.diagnosis import CheckFailed
 from mlflowcheck.suite import ModelResults
 from mlflowcheck.timeline import Timeline, process_start
 
-RESULT_MARK = "MLFLOWCHECK-RESULT "
 WORKER_DEADLINE = 600.0
+READY = "imported"  # what the worker says once its imports are done
+
+
+def start_method() -> str:
+    """Fork where that is safe: on Linux, in a process with one thread, which is how the suite
+    starts (before its imports; forking skips the interpreter's start and the entry script's
+    imports, a few tenths of a second). Spawn otherwise: once a thread runs (the browser's,
+    or the native pools of numpy and pyarrow), a forked child could inherit a lock held by
+    it; and on macOS forking is unsafe altogether."""
+    try:
+        single = sys.platform == "linux" and len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        single = False
+    return "fork" if single else "spawn"
 
 
 class ModelWorker:
-    def __init__(self, log_path: Path, timeline: Timeline):
+    def __init__(self, log_path: Path, timeline: Timeline, model_format: str | None = None):
         self.timeline = timeline
-        self.log = open(log_path, "w")  # noqa: SIM115 - the child writes to it until it ends
-        # The project may not be on the child's import path (the entry script's folder is on
-        # ours only because Python put it there): hand it over.
-        project = str(Path(__file__).resolve().parents[1])
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [project, os.environ.get("PYTHONPATH")])))
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mlflowcheck.model_worker"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, encoding="utf-8", env=env,
-        )  # fmt: skip
+        self.log_path = log_path
+        context = multiprocessing.get_context(start_method())
+        self.conn, child_conn = context.Pipe()
+        forked = context.get_start_method() == "fork"
+        self.proc = context.Process(
+            target=serve,
+            args=(child_conn, self.conn if forked else None, str(log_path), model_format),
+            name="mlflowcheck-model-worker",
+            daemon=True,
+        )
+        self.proc.start()
+        child_conn.close()  # ours is the other end; the child's recv sees EOF if we die
+        self.ready = False
         self.results: ModelResults | None = None
 
-    @staticmethod
-    def job(suite) -> str:
-        return json.dumps(
-            {
-                "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(suite.options).items()},
-                "target": suite.target.url,
-                "client_version": suite.client_version,
-                "server_version": suite.server_version,
-                "experiment_id": suite.experiment_id,
-                "run_id": suite.run_id,
-                "tmp": str(suite.tmp),
-                "data": suite.data.to_dict(orient="list"),
-            }
-        )
+    def job(self, suite) -> dict:
+        return {
+            "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(suite.options).items()},
+            "target": suite.target.url,
+            "client_version": suite.client_version,
+            "server_version": suite.server_version,
+            "experiment_id": suite.experiment_id,
+            "run_id": suite.run_id,
+            "tmp": str(suite.tmp),
+            "data": suite.data.to_dict(orient="list"),
+            "packages": self.packages_unless_ready(),
+        }
+
+    def packages_unless_ready(self) -> dict[str, list[str]] | None:
+        """MLflow's map of the installed packages, made here while the worker still imports
+        (``models.installed_packages``); None when the worker is ready: it made the map itself
+        while it waited."""
+        with contextlib.suppress(EOFError, OSError):
+            if self.conn.poll(0):
+                self.ready = self.conn.recv() == READY
+        if self.ready:
+            return None
+        from mlflowcheck.models import installed_packages
+
+        with self.timeline.phase("installed packages mapped for the model worker"):
+            return installed_packages()
 
     def run(self, suite) -> ModelResults:
         """Hand the worker its job (once) and wait for its results."""
         deadline = suite.remaining(WORKER_DEADLINE)
         if self.results is None:
             try:
-                out, _ = self.proc.communicate(self.job(suite) + "\n", timeout=deadline)
-            except subprocess.TimeoutExpired:
+                self.conn.send(self.job(suite))
+                got = self.receive(deadline)
+            except (EOFError, OSError):
+                self.proc.join(timeout=5)
+                said = tail_of(self.log_path)
+                raise CheckFailed(
+                    f"The model worker process ended (code {self.proc.exitcode}) without a result: {said}",
+                    "run again with --verbose; if it repeats, this is a bug in the suite.",
+                ) from None
+            if got is None:
                 self.stop()
                 raise CheckFailed(
                     f"Logging and loading the model took longer than {deadline:.0f}s.",
                     "the server is very slow to store or serve model files; look at its log.",
-                ) from None
-            lines = [line for line in out.splitlines() if line.startswith(RESULT_MARK)]
-            if not lines:
-                self.log.flush()
-                said = Path(self.log.name).read_text(errors="replace")[-600:]
-                raise CheckFailed(
-                    f"The model worker process ended (code {self.proc.returncode}) without a result: {said}",
-                    "run again with --verbose; if it repeats, this is a bug in the suite.",
                 )
-            self.results = ModelResults(**json.loads(lines[-1][len(RESULT_MARK) :]))
+            self.results = ModelResults(**got)
             for name, start, end in self.results.phases:
                 self.timeline.add(f"model worker: {name}", start, end)
         return self.results
 
+    def receive(self, timeout: float) -> dict | None:
+        """The worker's results, or None after ``timeout`` seconds (its READY is passed over)."""
+        end = time.monotonic() + timeout
+        while self.conn.poll(max(0.0, end - time.monotonic())):
+            got = self.conn.recv()
+            if got != READY:
+                return got
+        return None
+
     def stop(self) -> None:
-        if self.proc.poll() is None:
+        with contextlib.suppress(OSError):
+            self.conn.close()
+        if self.proc.is_alive():
             self.proc.kill()
-            self.proc.wait(timeout=10)
-        self.log.close()
+        self.proc.join(timeout=10)
+
+
+def tail_of(path: Path, chars: int = 600) -> str:
+    try:
+        return path.read_text(errors="replace")[-chars:]
+    except OSError:
+        return ""
 
 
 def worker_check(suite, name: str) -> None:
@@ -105,34 +149,51 @@ def worker_check(suite, name: str) -> None:
     suite.note(name, result["note"])
 
 
-def main() -> int:
-    # First the imports: this is the work that overlaps with the main process.
+def serve(conn, parent_conn, log_path: str, model_format: str | None) -> None:
+    """The worker process: import, wait for the job, run it, hand back the results, exit."""
     started = process_start()
+    if parent_conn is not None:  # forked: the parent's end of the pipe came along
+        parent_conn.close()
+    # The main process handles Ctrl+C, SIGTERM and SIGHUP and stops this process itself; a
+    # forked child must not run the handlers it inherited.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN if signum == signal.SIGINT else signal.SIG_DFL)
+    # Whatever MLflow and the libraries print goes to the worker's log, not the suite's output.
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+    # First the imports: this is the work that overlaps with the main process. skops first:
+    # to build its list of trusted types it looks for each of scipy's ufuncs in every loaded
+    # module (skops.io._utils.whichmodule), so it costs most of a second less before MLflow's
+    # two thousand modules are loaded than after them.
+    import sklearn.linear_model  # noqa: F401
+
+    if model_format in (None, "skops"):  # MLflow's default format is skops
+        with contextlib.suppress(ImportError):
+            import skops.io  # noqa: F401
     import mlflow.pyfunc  # noqa: F401
     import mlflow.sklearn  # noqa: F401
-    import sklearn.linear_model  # noqa: F401
     from mlflow.models import infer_signature  # noqa: F401
 
     from mlflowcheck import models
 
-    if models.default_format() == "skops":
-        import skops.io  # noqa: F401
-    models.warm_up()
     imported = time.time()
-
-    line = sys.stdin.readline()
-    if not line.strip():  # the main process needed no model checks
-        return 0
+    conn.send(READY)
+    if not conn.poll(0):  # no job yet: make MLflow's map of the installed packages meanwhile
+        models.map_installed_packages()
+    try:
+        job = conn.recv()
+    except EOFError:  # the main process needed no model checks, or ended
+        os._exit(0)
     job_start = time.time()
-    results = models.run_worker_job(json.loads(line))
-    results.phases = [("imports and warm-up", started, imported), ("model and registry", job_start, time.time())]
-    sys.stdout.write(RESULT_MARK + json.dumps(asdict(results), ensure_ascii=False) + "\n")
+    results = models.run_worker_job(job)
+    results.phases = [("imports", started, imported), ("model and registry", job_start, time.time())]
+    conn.send(asdict(results))
     sys.stdout.flush()
     sys.stderr.flush()
     # Skip interpreter shutdown: MLflow's exit handlers (telemetry, async queues) take
     # seconds and there is nothing left to save.
     os._exit(0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -218,7 +218,7 @@ def test_cold_start_overlaps_the_helpers_with_the_servers_boot_and_leaves_nothin
     # Chromium, the checks' imports and the model worker's imports all happened while the server booted,
     for name in ("browser: Chromium starts", "imports"):
         assert phases[name]["end"] <= ready + 0.05, result.report["timeline"]
-    assert phases["model worker: imports and warm-up"]["start"] < ready
+    assert phases["model worker: imports"]["start"] < ready
     # the browser loaded the web app as soon as the server answered, before the first check ended,
     assert phases["browser: web app loads"]["start"] <= phases["check uri"]["end"] + 0.05
     # and checked the pages without the model while the model worker worked.

@@ -280,3 +280,39 @@ def test_group_members_are_the_processes_of_one_process_group(tmp_path):
         os.killpg(leader.pid, signal.SIGKILL)
         leader.wait()
     assert group_members(leader.pid) == set()
+
+
+def run_python(code: str) -> str:
+    """``code`` in a fresh interpreter (this one runs pytest's threads and has MLflow's state)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_the_model_worker_is_forked_only_while_the_process_has_a_single_thread():
+    out = run_python(
+        "import threading, time\n"
+        "from mlflowcheck.model_worker import start_method\n"
+        "before = start_method()\n"
+        "threading.Thread(target=time.sleep, args=(2,), daemon=True).start()\n"
+        "print(before, start_method())\n"
+    )
+    assert out == "fork spawn"
+
+
+def test_the_package_map_made_by_the_main_process_is_the_one_mlflow_uses_in_the_worker():
+    # The handoff writes MLflow's private cache (models.map_installed_packages); this fails if a
+    # new MLflow keeps that map elsewhere, where the suite would silently fall back to making it.
+    out = run_python(
+        "from mlflowcheck import models\n"
+        "from mlflow.utils import requirements_utils as r\n"
+        "made = models.installed_packages()\n"
+        "assert made['sklearn'] == ['scikit-learn'] and 'mlflow' in made, made\n"
+        "r._MODULES_TO_PACKAGES = r._PACKAGES_TO_MODULES = None  # as in a fresh worker\n"
+        "models.map_installed_packages({'made_by_main': ['made-by-main']})\n"
+        "print(r._MODULES_TO_PACKAGES, r._PACKAGES_TO_MODULES)\n"
+    )
+    assert out == "{'made_by_main': ['made-by-main']} {'made-by-main': 'made_by_main'}"
