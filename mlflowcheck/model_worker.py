@@ -1,8 +1,9 @@
 """The model checks' parallel process.
 
 Importing scikit-learn, skops and MLflow costs seconds of CPU, and it is the run's longest
-chain. The suite starts this process first thing (``ModelWorker``); it pays for those
-imports on the machine's other core while the main process checks the tracking store. When
+chain against a running server. The suite starts this process early (``ModelWorker``; see
+``start_method`` for fork or spawn); it pays for those imports on the machine's other core
+while the main process checks the tracking store. When
 the run exists, ``worker_check`` hands it the job: it logs, loads and registers the model
 (``models.logged_model`` and ``models.registry``) and hands back ``ModelResults`` with both
 verdicts. It is a ``multiprocessing`` process that talks over a pipe.
@@ -165,10 +166,10 @@ def serve(conn, parent_conn, log_path: str, model_format: str | None) -> None:
     os.close(log)
     sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
     sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
-    # First the imports: this is the work that overlaps with the main process. skops first:
-    # to build its list of trusted types it looks for each of scipy's ufuncs in every loaded
-    # module (skops.io._utils.whichmodule), so it costs most of a second less before MLflow's
-    # two thousand modules are loaded than after them.
+    # First the imports: this is the work that overlaps with the main process. skops before
+    # MLflow: to build its list of trusted types it looks for each of scipy's ufuncs in every
+    # loaded module (skops.io._utils.whichmodule), which costs less before MLflow's 1,800
+    # modules are loaded (benchmarks/bench_suite.py: about half a second in all).
     import sklearn.linear_model  # noqa: F401
 
     if model_format in (None, "skops"):  # MLflow's default format is skops
