@@ -3,10 +3,10 @@
 Importing scikit-learn, skops and MLflow costs seconds of CPU, and it is the run's longest
 chain against a running server. The suite starts this process early (``ModelWorker``; see
 ``start_method`` for fork or spawn); it pays for those imports on the machine's other core
-while the main process checks the tracking store. When
-the run exists, ``worker_check`` hands it the job: it logs, loads and registers the model
-(``models.logged_model`` and ``models.registry``) and hands back ``ModelResults`` with both
-verdicts. It is a ``multiprocessing`` process that talks over a pipe.
+while the main process checks the tracking store. When the run exists, ``worker_check``
+hands it the job: it logs, loads and registers the model (``models.logged_model`` and
+``models.registry``) and hands back ``ModelResults`` with both verdicts. It is a
+``multiprocessing`` process that talks over a pipe.
 """
 
 from __future__ import annotations
