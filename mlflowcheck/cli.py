@@ -337,9 +337,6 @@ def helpers(suite: Suite, every_check: bool) -> Iterator[None]:
     from mlflowcheck.model_worker import ModelWorker
     from mlflowcheck.ui import start_browser
 
-    def start_worker() -> ModelWorker:
-        return ModelWorker(suite.tmp / "model-worker.log", suite.timeline, suite.options.model_format)
-
     try:
         if suite.local_server is not None:
             if every_check:
@@ -348,10 +345,10 @@ def helpers(suite: Suite, every_check: bool) -> Iterator[None]:
                     suite.browser.wait_launched()
             preload(suite)
             if every_check:
-                suite.model_worker = start_worker()
+                suite.model_worker = ModelWorker.for_suite(suite)
         else:
             if every_check:
-                suite.model_worker = start_worker()
+                suite.model_worker = ModelWorker.for_suite(suite)
                 suite.browser = start_browser(suite)
             preload(suite)
         yield

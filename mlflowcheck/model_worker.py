@@ -21,6 +21,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from mlflowcheck.diagnosis import CheckFailed
+from mlflowcheck.server import tail
 from mlflowcheck.suite import ModelResults
 from mlflowcheck.timeline import Timeline, process_start
 
@@ -56,8 +57,11 @@ class ModelWorker:
         )
         self.proc.start()
         child_conn.close()  # ours is the other end; the child's recv sees EOF if we die
-        self.ready = False
         self.results: ModelResults | None = None
+
+    @classmethod
+    def for_suite(cls, suite) -> ModelWorker:
+        return cls(suite.tmp / "model-worker.log", suite.timeline, suite.options.model_format)
 
     def job(self, suite) -> dict:
         return {
@@ -76,10 +80,10 @@ class ModelWorker:
         """MLflow's map of the installed packages, made here while the worker still imports
         (``models.installed_packages``); None when the worker is ready: it made the map itself
         while it waited."""
+        ready = False
         with contextlib.suppress(EOFError, OSError):
-            if self.conn.poll(0):
-                self.ready = self.conn.recv() == READY
-        if self.ready:
+            ready = self.conn.poll(0) and self.conn.recv() == READY
+        if ready:
             return None
         from mlflowcheck.models import installed_packages
 
@@ -95,9 +99,9 @@ class ModelWorker:
                 got = self.receive(deadline)
             except (EOFError, OSError):
                 self.proc.join(timeout=5)
-                said = tail_of(self.log_path)
+                said = tail(self.log_path, 8)
                 raise CheckFailed(
-                    f"The model worker process ended (code {self.proc.exitcode}) without a result: {said}",
+                    f"The model worker process ended (code {self.proc.exitcode}) without a result:\n{said}",
                     "run again with --verbose; if it repeats, this is a bug in the suite.",
                 ) from None
             if got is None:
@@ -128,13 +132,6 @@ class ModelWorker:
         self.proc.join(timeout=10)
 
 
-def tail_of(path: Path, chars: int = 600) -> str:
-    try:
-        return path.read_text(errors="replace")[-chars:]
-    except OSError:
-        return ""
-
-
 def worker_check(suite, name: str) -> None:
     """The verdict of one of the worker's checks, as this process's check."""
     results = suite.model_worker.run(suite)
@@ -157,8 +154,9 @@ def serve(conn, parent_conn, log_path: str, model_format: str | None) -> None:
         parent_conn.close()
     # The main process handles Ctrl+C, SIGTERM and SIGHUP and stops this process itself; a
     # forked child must not run the handlers it inherited.
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, signal.SIG_IGN if signum == signal.SIGINT else signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
     # Whatever MLflow and the libraries print goes to the worker's log, not the suite's output.
     log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(log, 1)

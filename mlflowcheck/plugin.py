@@ -87,9 +87,7 @@ class SuitePlugin:
         if WORKER_CHECKS & selected and self.suite.model_worker is None:
             from mlflowcheck.model_worker import ModelWorker
 
-            self.suite.model_worker = ModelWorker(
-                self.suite.tmp / "model-worker.log", self.suite.timeline, self.suite.options.model_format
-            )
+            self.suite.model_worker = ModelWorker.for_suite(self.suite)
         if "browser" in selected and self.suite.browser is None:
             from mlflowcheck.ui import start_browser
 
