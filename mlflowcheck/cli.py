@@ -24,7 +24,7 @@ from mlflowcheck import diagnosis, render
 from mlflowcheck.diagnosis import DEFAULT_TRACKING_URI, CheckFailed
 from mlflowcheck.secrets import redact_backend_uri, split_credentials, use_credentials
 from mlflowcheck.server import LOCAL_HOSTS, LocalServer, ServerStartError, is_listening, missing_driver
-from mlflowcheck.suite import Options, Suite
+from mlflowcheck.suite import Options, Suite, imports_without_gc
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 EXIT_OK, EXIT_FAILED, EXIT_NO_RUN = 0, 1, 2
@@ -362,7 +362,7 @@ def helpers(suite: Suite, every_check: bool) -> Iterator[None]:
 def preload(suite: Suite) -> None:
     """The checks' imports (pytest, MLflow's client, pandas: over a second): while the server
     this suite started boots rather than after; shown on the timeline."""
-    with suite.timeline.phase("imports"):
+    with suite.timeline.phase("imports"), imports_without_gc():
         import pytest  # noqa: F401
 
         from mlflowcheck import checks  # noqa: F401

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from mlflowcheck.diagnosis import CheckFailed
 from mlflowcheck.server import tail
-from mlflowcheck.suite import ModelResults
+from mlflowcheck.suite import ModelResults, imports_without_gc
 from mlflowcheck.timeline import Timeline, process_start
 
 WORKER_DEADLINE = 600.0
@@ -168,16 +168,17 @@ def serve(conn, parent_conn, log_path: str, model_format: str | None) -> None:
     # MLflow: to build its list of trusted types it looks for each of scipy's ufuncs in every
     # loaded module (skops.io._utils.whichmodule), which costs less before MLflow's 1,800
     # modules are loaded (benchmarks/bench_suite.py: about half a second in all).
-    import sklearn.linear_model  # noqa: F401
+    with imports_without_gc():
+        import sklearn.linear_model  # noqa: F401
 
-    if model_format in (None, "skops"):  # MLflow's default format is skops
-        with contextlib.suppress(ImportError):
-            import skops.io  # noqa: F401
-    import mlflow.pyfunc  # noqa: F401
-    import mlflow.sklearn  # noqa: F401
-    from mlflow.models import infer_signature  # noqa: F401
+        if model_format in (None, "skops"):  # MLflow's default format is skops
+            with contextlib.suppress(ImportError):
+                import skops.io  # noqa: F401
+        import mlflow.pyfunc  # noqa: F401
+        import mlflow.sklearn  # noqa: F401
+        from mlflow.models import infer_signature  # noqa: F401
 
-    from mlflowcheck import models
+        from mlflowcheck import models
 
     imported = time.time()
     conn.send(READY)

@@ -303,6 +303,22 @@ def test_the_model_worker_is_forked_only_while_the_process_has_a_single_thread()
     assert out == "fork spawn"
 
 
+def test_imports_run_without_the_garbage_collector_and_their_objects_are_frozen_after():
+    out = run_python(
+        "import gc\n"
+        "from mlflowcheck.suite import imports_without_gc\n"
+        "with imports_without_gc():\n"
+        "    during = gc.isenabled()\n"
+        "    import json.decoder, email.parser\n"
+        "print(during, gc.isenabled(), gc.get_freeze_count() > 0)\n"
+        "gc.disable()\n"
+        "with imports_without_gc():\n"
+        "    pass\n"
+        "print(gc.isenabled())\n"
+    )
+    assert out.splitlines() == ["False True True", "False"]  # a collector that was off stays off
+
+
 def test_the_package_map_made_by_the_main_process_is_the_one_mlflow_uses_in_the_worker():
     # The handoff writes MLflow's private cache (models.map_installed_packages); this fails if a
     # new MLflow keeps that map elsewhere, where the suite would silently fall back to making it.
