@@ -100,6 +100,14 @@ def test_only_the_default_address_is_started_without_start_server(argv, expected
     assert wants_local_server(args, target) is expected
 
 
+def ctrl_c_at_its_default() -> None:
+    """Popen's preexec_fn for a suite that a test sends Ctrl+C (SIGINT). A shell without job
+    control starts a background command (`cmd &` in a script) with SIGINT ignored, its children
+    inherit that, and Python then installs no KeyboardInterrupt handler: the test would send a
+    signal the suite never sees."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextlib.contextmanager
 def suite_process(tmp_path, port: int, *args: str):
     """The suite started on a free port with --start-server, its output on a pipe; ended
@@ -112,7 +120,7 @@ def suite_process(tmp_path, port: int, *args: str):
     env = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}  # to see what the suite leaves there
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, cwd=tmp_path,
-        env=env,
+        env=env, preexec_fn=ctrl_c_at_its_default,
     ) as proc:  # fmt: skip
         try:
             yield proc
@@ -239,7 +247,7 @@ def test_an_interrupt_while_the_server_boots_stops_it_the_worker_and_chromium(tm
     ]  # fmt: skip
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, cwd=tmp_path,
-        env={**os.environ, "TMPDIR": str(tmp)},
+        env={**os.environ, "TMPDIR": str(tmp)}, preexec_fn=ctrl_c_at_its_default,
     ) as proc:  # fmt: skip
         seen = read_until(proc, "Nothing listens at")
         assert "starting `mlflow server" in seen
