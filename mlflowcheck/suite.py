@@ -248,9 +248,9 @@ def imports_without_gc() -> Iterator[None]:
     Importing scikit-learn, skops and MLflow creates some 400,000 objects the collector tracks,
     and almost no cyclic garbage (about 1,500 objects). While they pile up, the collector's
     full passes over the growing heap ran four times and took 0.2 s of the model worker's
-    1.8 s of imports (benchmarks/bench_suite.py). Afterwards ``gc.freeze`` moves the imported
-    objects out of later passes, as CPython's documentation advises for a heap made once at
-    start-up. A collector that was already off is left off.
+    1.8 s of imports (measured in fresh interpreters; README: Performance). Afterwards
+    ``gc.freeze`` moves the imported objects out of later passes, as CPython's documentation
+    advises for a heap made once at start-up. A collector that was already off is left off.
     """
     if not gc.isenabled():
         yield
