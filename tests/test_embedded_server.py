@@ -109,15 +109,17 @@ def ctrl_c_at_its_default() -> None:
 
 
 @contextlib.contextmanager
-def suite_process(tmp_path, port: int, *args: str):
+def suite_process(tmp_path, port: int, *args: str, ui: bool = False, tmp: Path | None = None):
     """The suite started on a free port with --start-server, its output on a pipe; ended
-    with SIGTERM (then SIGKILL) if the test leaves it running, so it can stop its server."""
+    with SIGTERM (then SIGKILL) if the test leaves it running, so it can stop its server.
+    Its TMPDIR is ``tmp`` (default: tmp_path/tmp), to see what the suite leaves there."""
     command = [
         sys.executable, str(ENTRY), "--tracking-uri", f"http://127.0.0.1:{port}", "--start-server",
-        "--server-dir", str(tmp_path), "--no-ui", *args,
+        "--server-dir", str(tmp_path), "--ui" if ui else "--no-ui", *args,
     ]  # fmt: skip
-    (tmp_path / "tmp").mkdir(exist_ok=True)
-    env = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}  # to see what the suite leaves there
+    tmp = tmp or tmp_path / "tmp"
+    tmp.mkdir(exist_ok=True)
+    env = {**os.environ, "TMPDIR": str(tmp)}
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, cwd=tmp_path,
         env=env, preexec_fn=ctrl_c_at_its_default,
@@ -241,14 +243,7 @@ def test_cold_start_overlaps_the_helpers_with_the_servers_boot_and_leaves_nothin
 def test_an_interrupt_while_the_server_boots_stops_it_the_worker_and_chromium(tmp_path, short_tmp):
     browser_or_skip()
     port, tmp = free_port(), short_tmp
-    command = [
-        sys.executable, str(ENTRY), "--tracking-uri", f"http://127.0.0.1:{port}", "--start-server",
-        "--server-dir", str(tmp_path), "--ui",
-    ]  # fmt: skip
-    with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, cwd=tmp_path,
-        env={**os.environ, "TMPDIR": str(tmp)}, preexec_fn=ctrl_c_at_its_default,
-    ) as proc:  # fmt: skip
+    with suite_process(tmp_path, port, ui=True, tmp=tmp) as proc:
         seen = read_until(proc, "Nothing listens at")
         assert "starting `mlflow server" in seen
         time.sleep(2.0)  # the server boots; Chromium and the imports are under way
