@@ -10,3 +10,5 @@ Modules, one per layer of a deployment:
 and the engine: ``checks`` (the checks, in order), ``plugin`` (pytest as the runner),
 ``suite`` (shared state), ``seed`` (what the seed's run logs), ``cli`` (the command line).
 """
+
+__version__ = "0.2.0"

@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -160,7 +161,21 @@ def build_parser(prog: str = "test_mlflow_local.py") -> argparse.ArgumentParser:
     p.add_argument("--junitxml", metavar="PATH", help="write JUnit XML results to PATH")
     p.add_argument("--json", metavar="PATH", help="write JSON results to PATH")
     p.add_argument("-v", "--verbose", action="store_true", help="add tracebacks to failures")
+    p.add_argument("--version", action="version", version=version_text(prog))
     return p
+
+
+def version_text(prog: str) -> str:
+    """What --version prints: this suite's version and the MLflow client it tests with."""
+    import importlib.metadata
+
+    from mlflowcheck import __version__
+
+    try:
+        client = f"MLflow client {importlib.metadata.version('mlflow')}"
+    except importlib.metadata.PackageNotFoundError:
+        client = "MLflow is not installed"
+    return f"{prog} {__version__} ({client}, Python {sys.version.split()[0]})"
 
 
 def positive_float(text: str) -> float:
@@ -206,21 +221,104 @@ def main(argv: list[str] | None = None, project_dir: Path | None = None, prog: s
     try:
         return run(args, project_dir)
     except KeyboardInterrupt:  # outside the checks, e.g. while a server starts (it was stopped)
-        sys.stdout.write("Interrupted.\n")
+        sys.stderr.write("Interrupted.\n")
         return EXIT_NO_RUN
-    except OSError as exc:  # e.g. an unwritable --json, --junitxml or --screenshots path
+    except OSError as exc:  # a path that became unwritable during the run (the checks came first)
         if args.verbose:
             raise
-        sys.stdout.write(
-            render.printable(f"error: {exc}\n") + "Tip: check the paths given to the options and their permissions.\n"
-        )
+        error(CheckFailed(str(exc), "check the paths given to the options and their permissions."))
         return EXIT_NO_RUN
 
 
-def console_main() -> None:
-    """The `mlflowcheck` command (pip install .): the same as `python test_mlflow_local.py`,
-    with the current directory as the project directory (my.db, mlartifacts/, reports/)."""
-    code = main(sys.argv[1:], project_dir=Path.cwd(), prog="mlflowcheck")
+#: The options that name something the suite writes: files, and folders it writes into.
+OUTPUT_FILES = {"json": "--json", "junitxml": "--junitxml"}
+OUTPUT_FOLDERS = {"screenshots": "--screenshots", "server_dir": "--server-dir"}
+
+
+def output_paths_problem(args) -> CheckFailed | None:
+    """Why an output path the user gave cannot be written, checked before the first check runs.
+
+    A file's folder must exist (a typo in it is caught, not papered over by creating a tree);
+    a folder option may name a new folder in an existing one. Writability is tried for real:
+    as root os.access() says yes where the kernel says no (/sys, a read-only mount).
+    """
+    for attr, option in OUTPUT_FILES.items():
+        value = getattr(args, attr)
+        if value:
+            why = file_unwritable(Path(value))
+            if why:
+                example = "junit.xml" if attr == "junitxml" else "result.json"
+                tip = f"give {option} a file in a folder that exists and that you can write, e.g. {option} {example}"
+                return CheckFailed(f"{option} {value}: {why}.", tip, fatal=True)
+    for attr, option in OUTPUT_FOLDERS.items():
+        value = getattr(args, attr)
+        if value:
+            why = folder_unwritable(Path(value))
+            if why:
+                tip = f"give {option} a folder you can write (a new one is made, inside a folder that exists)."
+                return CheckFailed(f"{option} {value}: {why}.", tip, fatal=True)
+    return None
+
+
+def file_unwritable(path: Path) -> str:
+    if path.is_dir():
+        return "this is a folder, not a file"
+    if not path.parent.is_dir():
+        return f"no such folder: {path.parent}" if not path.parent.exists() else f"{path.parent} is not a folder"
+    existed = path.exists()
+    try:
+        with open(path, "ab"):  # appends nothing: an existing file is left as it is
+            pass
+    except OSError as exc:
+        return f"cannot be written ({exc.strerror or exc})"
+    if not existed:
+        path.unlink()
+    return ""
+
+
+def folder_unwritable(path: Path) -> str:
+    if path.exists() and not path.is_dir():
+        return "this is a file, not a folder"
+    if not path.exists():
+        if not path.parent.is_dir():
+            return f"no such folder: {path.parent}"
+        probe_in = path.parent
+    else:
+        probe_in = path
+    try:
+        with tempfile.TemporaryFile(dir=probe_in):
+            pass
+    except OSError as exc:
+        return f"{probe_in} cannot be written ({exc.strerror or exc})"
+    return ""
+
+
+def error(problem: CheckFailed) -> None:
+    """An error that stops the run: on stderr (results go to stdout), with its Tip."""
+    sys.stdout.flush()
+    sys.stderr.write(render.printable(f"error: {problem}\n"))
+    sys.stderr.flush()
+
+
+def write_report(path: Path, text: str, what: str) -> CheckFailed | None:
+    """Write a report the user asked for; a failure (a full disk) is an error that names the file."""
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:
+        return CheckFailed(
+            f"The {what} could not be written to {path}: {exc.strerror or exc}; the results above are not in it.",
+            "free space on that disk or give another path, then run again.",
+            fatal=True,
+        )
+    return None
+
+
+def console_main(prog: str = "mlflowcheck") -> None:
+    """The `mlflowcheck` command (pip install .) and `python -m mlflowcheck`: the same as
+    `python test_mlflow_local.py`, with the current directory as the project directory (my.db,
+    mlartifacts/, reports/)."""
+    code = main(sys.argv[1:], project_dir=Path.cwd(), prog=prog)
     gc.freeze()  # exit without a last full garbage collection over MLflow's objects (~0.6 s)
     sys.exit(code)
 
@@ -230,9 +328,10 @@ def interrupt(signum, frame):
 
 
 def run(args, project_dir: Path | None) -> int:
-    for path in (args.json, args.junitxml):  # fail before logging anything, not after
-        if path:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    problem = output_paths_problem(args)  # before anything is logged: a report that cannot be written is lost
+    if problem is not None:
+        error(problem)
+        return EXIT_NO_RUN
     started = time.time()
     # MLflow's client telemetry would call out to the internet; the suite talks to the
     # tracking server only. (Inherited by the model worker.)
@@ -242,7 +341,7 @@ def run(args, project_dir: Path | None) -> int:
     out = sys.stdout
     # The URI's user info becomes the credentials; only the URI without it goes further.
     uri, credentials = split_credentials(resolve_tracking_uri(args.tracking_uri))
-    use_credentials(credentials)
+    use_credentials(credentials, uri)
     server = None
     try:
         target = diagnosis.parse_target(uri)
@@ -252,13 +351,16 @@ def run(args, project_dir: Path | None) -> int:
         try:
             server = maybe_launch_server(args, target, project_dir, out)
         except CheckFailed as exc:
-            out.write(render.printable(f"error: {exc}\n"))
+            error(exc)
             return EXIT_NO_RUN
     if args.restart and server is None:
-        out.write(
-            "error: --restart restarts a server this suite starts, and a server is already listening at "
-            f"{target.url if target else uri} (or the address is not local).\nTip: run --restart with "
-            "--start-server at a free local address, e.g. --tracking-uri http://127.0.0.1:5055 --start-server.\n"
+        error(
+            CheckFailed(
+                "--restart restarts a server this suite starts, and a server is already listening at "
+                f"{target.url if target else uri} (or the address is not local).",
+                "run --restart with --start-server at a free local address, e.g. --tracking-uri "
+                "http://127.0.0.1:5055 --start-server.",
+            )
         )
         return EXIT_NO_RUN
     try:
@@ -294,7 +396,7 @@ def run(args, project_dir: Path | None) -> int:
                         server.wait_ready(deadline=min(90.0, args.timeout))
                         suite.timeline.add("server starts", server.launched_at)
                     except ServerStartError as exc:
-                        out.write(render.printable(f"error: {server_start_failed(exc)}\n"))
+                        error(server_start_failed(exc))
                         return EXIT_NO_RUN
                     if suite.browser is not None:  # an MLflow server, ours: its web app loads meanwhile
                         suite.browser.open_app(target)
@@ -414,6 +516,23 @@ def maybe_launch_server(args, target, project_dir: Path, out) -> LocalServer | N
     return server
 
 
+def checks_did_not_run(status) -> CheckFailed:
+    """pytest ran no check: why, by its exit status."""
+    import pytest
+
+    if status == pytest.ExitCode.USAGE_ERROR:
+        return CheckFailed(
+            f"pytest {pytest.__version__} refused the suite's arguments (exit status 4; its message is above).",
+            "the suite needs pytest 8.4 or newer: pip install -U 'pytest>=8.4'.",
+        )
+    if status == pytest.ExitCode.INTERNAL_ERROR:
+        return CheckFailed("pytest failed internally (exit status 3).", "run again with --verbose to see why.")
+    return CheckFailed(
+        f"the checks did not run (pytest exit status {int(status)}).",
+        "check the -k expression (it must match some of the checks listed in the README), or run with --verbose.",
+    )
+
+
 def server_start_failed(exc: ServerStartError) -> CheckFailed:
     return CheckFailed(
         f"The local mlflow server did not start: {exc}",
@@ -450,8 +569,9 @@ def run_checks(suite: Suite, args, out) -> int:
     ]  # fmt: skip
     if args.select:
         pytest_args += ["-k", args.select]
+    junit = suite.tmp / "junit.xml"  # pytest writes it here; copied to the user's path with errors caught
     if args.junitxml:
-        pytest_args += ["--junitxml", args.junitxml]
+        pytest_args += ["--junitxml", str(junit)]
     plugin = SuitePlugin(suite, out)
     status = pytest.main(pytest_args, plugins=[plugin])
     code = suite.exit_code()
@@ -459,13 +579,19 @@ def run_checks(suite: Suite, args, out) -> int:
         out.write("Interrupted (Ctrl+C): the checks after the last line above did not run.\n")
         code = EXIT_NO_RUN
     elif status not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not suite.results:
-        out.write(
-            f"error: the checks did not run (pytest exit status {int(status)}).\n"
-            "Tip: check the -k expression (it must match some of the checks listed in the README), "
-            "or run with --verbose.\n"
-        )
+        error(checks_did_not_run(status))
         code = EXIT_NO_RUN
     render.summary(suite, code, out)
+    problems = []
+    if args.junitxml:
+        text = junit.read_text(encoding="utf-8") if junit.exists() else None
+        if text is None:
+            problems.append(CheckFailed(f"pytest wrote no JUnit XML for {args.junitxml}.", "run again with --verbose."))
+        else:
+            problems.append(write_report(Path(args.junitxml), text, "JUnit XML"))
     if args.json:
-        render.write_json(suite, code, Path(args.json))
+        problems.append(write_report(Path(args.json), render.json_text(suite, code), "JSON report"))
+    for problem in filter(None, problems):
+        error(problem)
+        code = EXIT_NO_RUN
     return code

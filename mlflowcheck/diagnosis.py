@@ -8,6 +8,7 @@ Every message names the cause and ends with what to do ("Tip: ...").
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -19,9 +20,11 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
+import requests.adapters
 import urllib3
+import urllib3.connection
 
-from mlflowcheck.secrets import Credentials, env_credentials, split_credentials
+from mlflowcheck.secrets import Credentials, credentials_allowed, env_credentials, split_credentials
 
 DEFAULT_TRACKING_URI = "http://127.0.0.1:3111"
 SEED_SERVER_COMMAND = (
@@ -188,6 +191,11 @@ def tls_from_env() -> dict:
     return {"verify": cert} if cert else {}
 
 
+def anonymous() -> dict:
+    """Request arguments that send no credentials (and none from ~/.netrc)."""
+    return {"auth": lambda r: r, "headers": {}}
+
+
 class ResponseDeadline(requests.Timeout):
     """No complete answer within the deadline (a silent server, or one that drips its answer)."""
 
@@ -199,15 +207,26 @@ class ResponseTooLarge(requests.RequestException):
 def http(method: str, url: str, *, deadline: float = RESPONSE_DEADLINE, **kwargs) -> requests.Response:
     """One of the suite's own requests: a whole-answer deadline and a size cap.
 
-    requests' read timeout applies to each read, so a server that drips one byte a second
-    would never time out; the request runs in a thread that is abandoned at the deadline.
+    requests' timeouts apply to each read, so a server that drips one byte a second would never
+    time out. The request runs in a thread; at the deadline its sockets are shut down, which ends
+    any read it is blocked in, and the thread is gone before this returns: nothing of a request
+    given up on (a thread, an open connection) outlives the call.
     """
     kwargs.setdefault("timeout", (CONNECT_TIMEOUT, READ_TIMEOUT))
-    for key, value in {**auth_from_env(), **tls_from_env()}.items():
+    tls = tls_from_env()
+    for key, value in tls.items():
+        kwargs.setdefault(key, value)
+    # Credentials go only where the user sent them: the tracking URI's origin, over the TLS
+    # settings the user gave. Any other request (another scheme, a probe with verification
+    # off) is anonymous, ~/.netrc included.
+    same_tls = all(kwargs.get(key) == tls.get(key) for key in ("verify", "cert"))
+    for key, value in (auth_from_env() if same_tls and credentials_allowed(url) else anonymous()).items():
         kwargs.setdefault(key, value)
     box: dict = {}
+    sockets: list[socket.socket] = []
 
     def fetch() -> None:
+        _watched.sockets = sockets
         try:
             box["response"] = _read_capped(method, url, **kwargs)
         except BaseException as exc:  # handed to the caller's thread
@@ -217,26 +236,65 @@ def http(method: str, url: str, *, deadline: float = RESPONSE_DEADLINE, **kwargs
     worker.start()
     worker.join(deadline)
     if worker.is_alive():
+        for sock in list(sockets):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        worker.join(5.0)  # the read it was blocked in has ended; the response is being closed
         raise ResponseDeadline(f"no complete answer within {deadline:g}s")
     if "error" in box:
         raise box["error"]
     return box["response"]
 
 
+#: The sockets the current thread's request opened (set per request thread by http()).
+_watched = threading.local()
+
+
+class _WatchedConnection:
+    """A urllib3 connection that hands its socket to http(), so the deadline can end it."""
+
+    def connect(self) -> None:
+        super().connect()
+        getattr(_watched, "sockets", []).append(self.sock)
+
+
+class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = type("WatchedHTTPConnection", (_WatchedConnection, urllib3.connection.HTTPConnection), {})
+
+
+class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = type("WatchedHTTPSConnection", (_WatchedConnection, urllib3.connection.HTTPSConnection), {})
+
+
+class _WatchedAdapter(requests.adapters.HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+    def proxy_manager_for(self, proxy, **proxy_kwargs):
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+        return manager
+
+
 def _read_capped(method: str, url: str, **kwargs) -> requests.Response:
-    with warnings.catch_warnings():
-        # verify=False was asked for (MLFLOW_TRACKING_INSECURE_TLS); no warning per request.
-        warnings.simplefilter("ignore", category=urllib3.exceptions.InsecureRequestWarning)
-        resp = requests.request(method, url, allow_redirects=False, stream=True, **kwargs)
-    chunks, size = [], 0
-    try:
-        for chunk in resp.iter_content(64 * 1024):
-            size += len(chunk)
-            if size > MAX_RESPONSE_BYTES:
-                raise ResponseTooLarge(f"the answer is larger than {MAX_RESPONSE_BYTES // 2**20} MiB")
-            chunks.append(chunk)
-    finally:
-        resp.close()
+    with requests.Session() as session:
+        adapter = _WatchedAdapter()
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        with warnings.catch_warnings():
+            # verify=False was asked for (MLFLOW_TRACKING_INSECURE_TLS); no warning per request.
+            warnings.simplefilter("ignore", category=urllib3.exceptions.InsecureRequestWarning)
+            resp = session.request(method, url, allow_redirects=False, stream=True, **kwargs)
+        chunks, size = [], 0
+        try:
+            for chunk in resp.iter_content(64 * 1024):
+                size += len(chunk)
+                if size > MAX_RESPONSE_BYTES:
+                    raise ResponseTooLarge(f"the answer is larger than {MAX_RESPONSE_BYTES // 2**20} MiB")
+                chunks.append(chunk)
+        finally:
+            resp.close()
     resp._content = b"".join(chunks)  # requests' own cache of the body: .text and .json() use it
     return resp
 
@@ -298,6 +356,17 @@ def check_is_mlflow(target: Target) -> str:
                 fatal=True,
             )
         seen = describe_response(resp)
+        proxy = reverse_proxy(resp)
+        if proxy:
+            raise CheckFailed(
+                f"A reverse proxy ({proxy}) answers at {target.url}, with its own page for GET /version ({seen}): "
+                "MLflow is probably mounted under a path on it that the tracking URI lacks.",
+                "find that path in the proxy's configuration (nginx: the `location` block that proxies to MLflow; "
+                "Apache: ProxyPass; Caddy: handle_path; Traefik: the router's PathPrefix) and in the server's "
+                "--static-prefix, then add it to the URI, e.g. --tracking-uri "
+                f"{urlsplit(target.url).scheme}://{urlsplit(target.url).netloc}/mlflow-prefix.",
+                fatal=True,
+            )
         raise CheckFailed(
             f"{target.url} is not an MLflow server: GET /version answered {seen}.",
             "check the port: another service is listening there. Point --tracking-uri at "
@@ -305,6 +374,28 @@ def check_is_mlflow(target: Target) -> str:
             fatal=True,
         )
     return version
+
+
+#: Reverse proxies by the Server header they send, and by the error pages they write when they
+#: send none (Traefik's "404 page not found", Envoy's "no healthy upstream").
+PROXY_SERVERS = re.compile(r"\b(nginx|openresty|Apache|Caddy|Traefik|envoy|HAProxy|Kong|awselb)\b", re.IGNORECASE)
+PROXY_PAGES = {
+    "nginx": re.compile(r"<center>nginx(/[\d.]+)?</center>"),
+    "Apache": re.compile(r"<address>Apache(/[\d.]+)?.* Server at ", re.DOTALL),
+    "Traefik": re.compile(r"^404 page not found\s*$"),
+    "Envoy": re.compile(r"^(no healthy upstream|upstream connect error)"),
+}
+
+
+def reverse_proxy(resp: requests.Response) -> str:
+    """The reverse proxy that wrote an answer itself, else ''. By its error page; or by its
+    Server header with an empty or one-line body (Caddy's 404 has no body). A page of an app
+    behind the proxy carries the proxy's Server header too, so the header alone is not enough."""
+    page = next((name for name, page in PROXY_PAGES.items() if page.search(resp.text)), "")
+    if page:
+        return page
+    named = PROXY_SERVERS.search(resp.headers.get("server", ""))
+    return named.group(1) if named and len(resp.text.strip()) < 40 and "<" not in resp.text else ""
 
 
 def sign_in_page(resp: requests.Response) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from pathlib import Path
 from typing import TextIO
 
 from mlflowcheck.secrets import scrub
@@ -158,7 +157,6 @@ def json_document(suite: Suite, code: int) -> dict:
     }
 
 
-def write_json(suite: Suite, code: int, path: Path) -> None:
-    text = json.dumps(json_document(suite, code), ensure_ascii=False, indent=2) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(scrub(text), encoding="utf-8")
+def json_text(suite: Suite, code: int) -> str:
+    """The --json document, as written (secrets scrubbed)."""
+    return scrub(json.dumps(json_document(suite, code), ensure_ascii=False, indent=2) + "\n")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, unquote, urlencode
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 MASK = "***"
 #: Query parameters whose values are secrets (``?password=``, ``?token=``, ``?X-Amz-Signature=``).
@@ -65,11 +65,6 @@ def mask_query(text: str) -> str:
     return f"{head}?{masked}{hash_sign}{fragment}"
 
 
-def redact_url(uri: str) -> str:
-    """A URL as it may be shown: no user info, no secret query values."""
-    return split_credentials(uri)[0]
-
-
 def redact_backend_uri(uri: str) -> str:
     """A backend-store URI as it may be shown, rendered by SQLAlchemy with the password
     hidden (and secret query parameters masked). Not a SQLAlchemy URL: as a URL.
@@ -91,14 +86,42 @@ def redact_backend_uri(uri: str) -> str:
     return rendered.replace("=%2A%2A%2A", f"={MASK}")  # SQLAlchemy quotes the masked query values
 
 
-def use_credentials(credentials: Credentials | None) -> None:
+#: The origin (scheme://host:port) the credentials were given for: the tracking URI's.
+_credential_origin: str | None = None
+
+
+def use_credentials(credentials: Credentials | None, tracking_uri: str) -> None:
     """Credentials from the tracking URI become the process's MLflow credentials (the
     client, the model worker and the browser all read them from there). They win over
-    credentials already in the environment: they were given for this run."""
+    credentials already in the environment: they were given for this run. Both kinds go
+    to the tracking URI's origin only (:func:`credentials_allowed`)."""
+    global _credential_origin
+    _credential_origin = origin(tracking_uri)
     if credentials is None:
         return
     os.environ[ENV_USER] = credentials.username
     os.environ[ENV_PASSWORD] = credentials.password
+
+
+def origin(url: str) -> str | None:
+    """``scheme://host:port`` of a URL (the default port written out), or None for a URL that
+    has none: the unit web browsers bind credentials to."""
+    try:
+        parts = urlsplit(split_credentials(url)[0])
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}:{port}"
+
+
+def credentials_allowed(url: str) -> bool:
+    """Whether a request to ``url`` may carry the credentials: only to the exact origin of
+    the tracking URI the user gave (a probe of the same host over the other scheme must not:
+    over plain HTTP the password would cross the network in clear text)."""
+    return _credential_origin is not None and origin(url) == _credential_origin
 
 
 def env_credentials() -> Credentials | str | None:

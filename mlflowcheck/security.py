@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import requests
 
-from mlflowcheck.diagnosis import Target, http
+from mlflowcheck.diagnosis import Target, anonymous, http
 
 FOREIGN_HOST = "mlflowcheck-rebinding.invalid"
 FOREIGN_ORIGIN = "https://mlflowcheck-attacker.invalid"
@@ -41,11 +41,6 @@ def ask(target: Target, method: str, path: str, *, what: str | None = None, **kw
         return Answer(request, 0, body=str(exc))
     headers = {k.lower(): v for k, v in resp.headers.items()}
     return Answer(request, resp.status_code, headers, resp.text[:4096])
-
-
-def anonymous() -> dict:
-    """Request arguments that send no credentials (and none from ~/.netrc)."""
-    return {"auth": lambda r: r, "headers": {}}
 
 
 # --- exposure --------------------------------------------------------------------------------

@@ -20,10 +20,12 @@ import pytest
 import requests
 
 from mlflowcheck import seed
+from mlflowcheck.diagnosis import ResponseDeadline, http
 from mlflowcheck.server import free_port
 from mlflowcheck.ui import find_browser
 from tests.databases import database_or_skip
 from tests.faultproxy import Fault
+from tests.listener import RecordingListener
 from tests.support import ADMIN_PASSWORD, run_suite
 from tests.test_broken_deployments import assert_fails, run_through_proxy
 
@@ -140,6 +142,40 @@ def test_403_is_explained_as_a_permission_with_the_grant_command(auth_server, tm
     assert result.statuses()["model"] == "passed"
 
 
+@pytest.fixture
+def certificate(tmp_path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1: (key, cert)."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return key, cert
+
+
+@pytest.mark.parametrize(
+    "given", ["https", "http"], ids=["https-uri-to-a-plain-listener", "http-uri-to-a-tls-listener"]
+)
+def test_credentials_never_reach_the_same_host_over_the_other_scheme(given, certificate, tmp_path):
+    # The address fails with the scheme given, so the suite asks the same port over the other
+    # scheme which one it speaks: plain HTTP would carry the password in clear text, and the
+    # https probe does not verify the certificate, so neither may carry credentials.
+    key, cert = certificate
+    with RecordingListener(*((cert, key) if given == "http" else ())) as listener:
+        uri = f"{given}://admin:{CANARY}@127.0.0.1:{listener.port}"
+        env = {"MLFLOW_TRACKING_PASSWORD": CANARY, "MLFLOW_TRACKING_TOKEN": TOKEN_CANARY}
+        result = run_suite(tmp_path, "--tracking-uri", uri, env=env)
+    other = "http" if given == "https" else "https"
+    assert_fails(result, "server", f"speaks {'plain HTTP' if other == 'http' else 'HTTPS'}", code=2)
+    seen = listener.requests_seen()
+    assert "GET /version HTTP/1.1" in seen  # the probe did reach the listener
+    assert "authorization" not in seen.lower()
+    places = {"the listener on the other scheme": seen, "stdout and stderr": result.output}
+    places["the JSON report"] = json.dumps(result.report, ensure_ascii=False)
+    assert_no_leak(places, CANARY, TOKEN_CANARY)
+
+
 # --- nothing from the server runs unverified -------------------------------------------------
 
 
@@ -227,13 +263,38 @@ def test_a_server_that_accepts_and_never_answers_gets_a_verdict_in_bounded_time(
     assert result.seconds < 45, f"took {result.seconds:.0f}s"
 
 
-def test_http_to_a_tls_server_is_told_to_use_https_and_https_then_passes(fresh_server, tmp_path):
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+def connections_to(port: int) -> int:
+    """Open client connections of this process to ``port`` (ESTABLISHED or closing half-way)."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # the directory's own descriptor is gone once listed
+            inodes.add(os.readlink(f"/proc/self/fd/{fd}"))
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        remote_port, state, inode = int(fields[2].split(":")[1], 16), fields[3], fields[9]
+        if remote_port == port and state in ("01", "08") and f"socket:[{inode}]" in inodes:  # ESTABLISHED, CLOSE_WAIT
+            count += 1
+    return count
+
+
+def test_a_drip_feeding_server_given_up_on_leaves_no_thread_and_no_open_connection():
+    stuck = StuckServer(drip=True)
+    threads_before = set(threading.enumerate())
+    try:
+        started = time.monotonic()
+        with pytest.raises(ResponseDeadline):
+            http("GET", f"http://127.0.0.1:{stuck.port}/version", deadline=2.5)
+        assert time.monotonic() - started < 4
+        left = [t.name for t in set(threading.enumerate()) - threads_before if not t.name.startswith("Thread-")]
+        assert left == [], f"threads still running after the deadline: {left}"
+        assert connections_to(stuck.port) == 0
+    finally:
+        stuck.close()
+
+
+def test_http_to_a_tls_server_is_told_to_use_https_and_https_then_passes(fresh_server, certificate, tmp_path):
+    key, cert = certificate
     srv = fresh_server(extra_args=["--uvicorn-opts", f"--ssl-keyfile {key} --ssl-certfile {cert}"], scheme="https")
     plain = f"http://127.0.0.1:{srv.port}"
     result = run_suite(tmp_path, "--tracking-uri", plain)
