@@ -7,12 +7,13 @@ import json
 import subprocess
 import sys
 
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from mlflowcheck.diagnosis import DEFAULT_TRACKING_URI
 from mlflowcheck.secrets import split_credentials
-from tests.support import ENTRY
+from tests.support import ENTRY, ROOT
 
 # argv cannot carry NUL or lone surrogates; everything else is fair game.
 ARGUMENT = st.text(alphabet=st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=60)
@@ -47,3 +48,81 @@ def test_any_tracking_uri_gets_a_parsed_target_or_an_exit_2_message(uri, tmp_pat
         assert check["status"] == "failed"
         assert "Tip: " in check["message"]
     assert "\x1b" not in output
+
+
+# --- every report asked for is written, or the run says why ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "path", "why"),
+    [
+        ("--json", "/no/such/dir/r.json", "no such folder: /no/such/dir"),
+        ("--junitxml", "/", "this is a folder, not a file"),
+        ("--json", "/sys/r.json", "cannot be written (Permission denied)"),  # root too: the kernel says no
+        ("--junitxml", "{file}/junit.xml", "{file} is not a folder"),
+        ("--screenshots", "{file}", "this is a file, not a folder"),
+        ("--screenshots", "/sys/shots", "/sys cannot be written (Permission denied)"),
+        ("--server-dir", "/no/such/x/y", "no such folder: /no/such/x"),
+    ],
+)
+def test_an_output_path_that_cannot_be_written_stops_the_run_before_any_check(option, path, why, tmp_path):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("keep me")
+    path, why = path.format(file=a_file), why.format(file=a_file)
+    proc = subprocess.run(
+        [sys.executable, str(ENTRY), option, path, "--no-ui"],
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.startswith(f"error: {option} {path}: {why}.\nTip: give {option} a "), proc.stderr
+    assert proc.stdout == ""  # no check ran, no server was started
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+    assert a_file.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("option", ["--json", "--junitxml"])
+def test_a_report_that_cannot_be_written_at_the_end_is_an_error_that_names_the_file(option, server, tmp_path):
+    # /dev/full: opens like a file, and every write fails as on a full disk (ENOSPC).
+    proc = subprocess.run(
+        [sys.executable, str(ENTRY), "--tracking-uri", server.url, option, "/dev/full", "-k", "uri or network",
+         "--no-ui"],
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Verdict: PASS: 2 passed" in proc.stdout  # the checks ran; only the report is lost
+    what = "JSON report" if option == "--json" else "JUnit XML"
+    assert f"error: The {what} could not be written to /dev/full: No space left on device" in proc.stderr
+    assert "Tip: free space on that disk or give another path" in proc.stderr
+
+
+def test_version_and_python_m_name_the_suite_and_the_mlflow_client():
+    import importlib.metadata
+
+    from mlflowcheck import __version__
+
+    client = importlib.metadata.version("mlflow")
+    for argv, prog in (([str(ENTRY)], "test_mlflow_local.py"), (["-m", "mlflowcheck"], "python -m mlflowcheck")):
+        proc = subprocess.run(
+            [sys.executable, *argv, "--version"], capture_output=True, text=True, timeout=60, cwd=ROOT
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.startswith(f"{prog} {__version__} (MLflow client {client}, Python "), proc.stdout
+
+
+def test_errors_go_to_stderr_and_results_to_stdout(tmp_path):
+    # A URI without a scheme: the uri check fails (a result, on stdout). A host the suite may not
+    # start a server on: an error before any check (stderr), and no request is sent to it.
+    proc = subprocess.run(
+        [sys.executable, str(ENTRY), "--tracking-uri", "127.0.0.1:9", "--no-ui", "--start-server"],
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "FAIL  uri" in proc.stdout
+    assert "Verdict: ERROR" in proc.stdout
+    bad = subprocess.run(
+        [sys.executable, str(ENTRY), "--tracking-uri", "http://mlflow.invalid:9", "--start-server", "--no-ui"],
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, cwd=tmp_path,
+    )  # fmt: skip
+    assert bad.returncode == 2
+    assert bad.stdout == ""
+    assert bad.stderr.startswith("error: --start-server needs a local address; mlflow.invalid is not one.\nTip: ")
