@@ -201,3 +201,14 @@ def test_a_proxys_own_sign_in_page_is_named(tmp_path):
         result = run_suite(tmp_path, "--tracking-uri", nginx.url)
     assert_fails(result, "server", "HTML page (titled 'Sign in - Example SSO')", "single sign-on gateway",
                  "MLFLOW_TRACKING_TOKEN", code=2)  # fmt: skip
+
+
+def test_a_reverse_proxys_own_404_at_the_root_is_named_with_where_to_find_the_path(tmp_path):
+    # MLflow under a path the suite cannot guess: at the root, only nginx's own 404 page.
+    with Nginx(tmp_path / "nginx", ["127.0.0.1:9"], prefix="/team-a/tracking") as nginx:
+        result = run_suite(tmp_path, "--tracking-uri", f"http://127.0.0.1:{nginx.port}")
+    root = f"http://127.0.0.1:{nginx.port}"
+    assert_fails(result, "server", f"A reverse proxy (nginx) answers at {root}, with its own page",
+                 "MLflow is probably mounted under a path on it that the tracking URI lacks",
+                 "the `location` block", "--static-prefix", code=2)  # fmt: skip
+    assert "another service" not in result.check("server")["message"]

@@ -7,12 +7,13 @@ import os
 import time
 
 import pytest
+import requests
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from mlflowcheck import render
 from mlflowcheck.cleanup import gc_command
-from mlflowcheck.diagnosis import CheckFailed, explain, parse_target
+from mlflowcheck.diagnosis import CheckFailed, explain, parse_target, reverse_proxy
 from mlflowcheck.models import digest_differences
 from mlflowcheck.secrets import Credentials, mask_query, redact_backend_uri, scrub, split_credentials
 from mlflowcheck.suite import Options, Suite
@@ -332,3 +333,30 @@ def test_the_package_map_made_by_the_main_process_is_the_one_mlflow_uses_in_the_
         "print(r._MODULES_TO_PACKAGES, r._PACKAGES_TO_MODULES)\n"
     )
     assert out == "{'made_by_main': ['made-by-main']} {'made-by-main': 'made_by_main'}"
+
+
+def answer(status: int, body: str, server: str = "", ctype: str = "text/html") -> requests.Response:
+    resp = requests.Response()
+    resp.status_code, resp._content = status, body.encode()
+    resp.headers.update({"content-type": ctype, **({"server": server} if server else {})})
+    return resp
+
+
+@pytest.mark.parametrize(
+    ("resp", "proxy"),
+    [
+        (
+            answer(404, "<html><center><h1>404 Not Found</h1></center><hr><center>nginx/1.22.1</center>", "nginx"),
+            "nginx",
+        ),
+        (answer(404, "<address>Apache/2.4.62 (Debian) Server at 127.0.0.1 Port 80</address>"), "Apache"),
+        (answer(404, "404 page not found\n", ctype="text/plain"), "Traefik"),
+        (answer(503, "no healthy upstream", "envoy", "text/plain"), "Envoy"),
+        (answer(404, "", "Caddy"), "Caddy"),
+        # A page of the app behind the proxy, relayed with the proxy's Server header: not the proxy's own.
+        (answer(404, "<html><body><h1>Grafana</h1><p>Page not found</p></body></html>", "nginx"), ""),
+        (answer(404, '{"detail": "Not Found"}', "uvicorn", "application/json"), ""),
+    ],
+)
+def test_a_reverse_proxys_own_page_is_told_from_the_app_behind_it(resp, proxy):
+    assert reverse_proxy(resp) == proxy
