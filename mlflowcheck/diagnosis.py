@@ -21,6 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 import urllib3
 
+from mlflowcheck.dberrors import explain_database_error
 from mlflowcheck.secrets import Credentials, env_credentials, split_credentials
 
 DEFAULT_TRACKING_URI = "http://127.0.0.1:3111"
@@ -695,7 +696,8 @@ def first_line(text: str, limit: int = 400) -> str:
     return line[:limit] + ("…" if len(line) > limit else "")
 
 
-#: Server-side failures recognised in the server's own error message: (pattern, cause, tip).
+#: Server-side failures recognised in the server's own error message: (pattern, cause, tip). The
+#: database's errors have a table of their own (mlflowcheck.dberrors), tried first.
 KNOWN_SERVER_ERRORS = [
     (
         r"NoSuchBucket|InvalidAccessKeyId|SignatureDoesNotMatch|AccessDenied|InvalidBucketName|"
@@ -708,13 +710,6 @@ KNOWN_SERVER_ERRORS = [
         "s3:PutObject, s3:GetObject, s3:ListBucket and s3:DeleteObject on the bucket.",
     ),
     (
-        r"readonly database|read-only transaction|read.only|--read-only option",
-        "The tracking store's database is read-only: the server cannot write",
-        "make the backend store writable by the server process (SQLite: the file and its "
-        "directory; PostgreSQL/MySQL: the user's write privileges, the server not in read-only "
-        "mode), then restart `mlflow server`.",
-    ),
-    (
         r"Permission denied|Errno 13|Read-only file system|Errno 30|Not a directory|Errno 20",
         "The server cannot write to its artifact store",
         "make the server's --artifacts-destination a directory the server process can write, "
@@ -725,17 +720,15 @@ KNOWN_SERVER_ERRORS = [
         "The server's disk is full",
         "free space where the server keeps its artifacts and database.",
     ),
-    (
-        r"Detected out-of-date database schema|alembic|Can't locate revision|no such table",
-        "The tracking store's database schema does not match this MLflow server",
-        "run `mlflow db upgrade <backend-store-uri>` with the server's MLflow version (back up the "
-        "database first), then restart the server.",
-    ),
 ]
 
 
 def known_server_error(text: str, quote: bool = True) -> CheckFailed | None:
-    """The cause and fix for a server error message we recognise (quoting it, if asked)."""
+    """The cause and fix for a server error message we recognise (quoting it, if asked; a
+    database error always quotes the database's own words, shortened)."""
+    database = explain_database_error(server_text(text))
+    if database is not None:
+        return CheckFailed(database.message, database.tip)
     for pattern, cause, tip in KNOWN_SERVER_ERRORS:
         match = re.search(pattern, text, re.IGNORECASE)
         if match:
