@@ -480,6 +480,9 @@ def check_api(target: Target) -> None:
         )
     if resp.status_code == 403:
         raise permission_denied(f"GET {urlsplit(url).path}", server_message(resp))
+    known = known_server_error(server_message(resp)) if resp.status_code >= 400 else None
+    if known is not None:  # MLflow's own JSON error: the server answers, its store fails
+        raise known
     if resp.status_code != 200 or "json" not in resp.headers.get("content-type", ""):
         raise CheckFailed(
             f"GET {url} answered {describe_response(resp)}, not the JSON an MLflow server sends.",
