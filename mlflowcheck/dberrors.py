@@ -17,16 +17,17 @@ statement and its parameters, which can hold user data. Pure: no network, no MLf
 
 from __future__ import annotations
 
+import functools
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 SQLITE, POSTGRESQL, MYSQL = "SQLite", "PostgreSQL", "MySQL or MariaDB"
 
 #: Which database wrote an error: the driver SQLAlchemy names, else words only it uses.
 DATABASE_MARKERS = (
-    (SQLITE, re.compile(r"\(sqlite3\.\w+\)|\bsqlite\b", re.IGNORECASE)),
-    (POSTGRESQL, re.compile(r"\(psycopg2?[.\w]*\)|\bpsycopg|\bpostgres|\bFATAL: |\bSQLSTATE\b|\bpg_hba\.conf\b")),
-    (MYSQL, re.compile(r"\((?:pymysql|MySQLdb|mysql\.connector|mariadb)[.\w]*\)|\bMySQL\b|\bMariaDB\b|\(\d{4}, ['\"]")),
+    (SQLITE, r"(?i)\(sqlite3\.\w+\)|\bsqlite\b"),
+    (POSTGRESQL, r"\(psycopg2?[.\w]*\)|\bpsycopg|\bpostgres|\bFATAL: |\bSQLSTATE\b|\bpg_hba\.conf\b"),
+    (MYSQL, r"\((?:pymysql|MySQLdb|mysql\.connector|mariadb)[.\w]*\)|\bMySQL\b|\bMariaDB\b|\(\d{4}, ['\"]"),
 )
 
 POOL = (
@@ -58,8 +59,7 @@ def code(*numbers: int) -> str:
     return rf"\((?:{alternatives})\)|\b(?:{alternatives}) \(\w{{5}}\):"
 
 
-@dataclass(frozen=True)
-class Row:
+class Row(NamedTuple):
     """One kind of database error: the pattern of the database's words, the cause, the fix.
 
     ``database`` is the database the pattern alone belongs to (None: any, named from the
@@ -283,11 +283,14 @@ ROWS = (
     ),
 )
 
-_COMPILED = tuple((row, re.compile(row.pattern, re.IGNORECASE | re.DOTALL)) for row in ROWS)
+
+@functools.cache
+def _compiled() -> tuple[tuple[Row, re.Pattern], ...]:
+    # On first use, not at import: the suite's start-up time counts every import.
+    return tuple((row, re.compile(row.pattern, re.IGNORECASE | re.DOTALL)) for row in ROWS)
 
 
-@dataclass(frozen=True)
-class DatabaseError:
+class DatabaseError(NamedTuple):
     """A recognised database error: its class, the database, the sentence and the fix."""
 
     kind: str
@@ -299,7 +302,7 @@ class DatabaseError:
 def database_of(text: str) -> str | None:
     """The database whose driver or words an error carries, or None."""
     for name, marker in DATABASE_MARKERS:
-        if marker.search(text):
+        if re.search(marker, text):
             if name == MYSQL:
                 return "MariaDB" if re.search(r"\bMariaDB\b", text) else MYSQL
             return name
@@ -308,8 +311,8 @@ def database_of(text: str) -> str | None:
 
 def explain_database_error(text: str) -> DatabaseError | None:
     """The class, cause and fix of a database error in a server's message, or None."""
-    driver = _DRIVER_NAME.search(text)
-    for row, pattern in _COMPILED:
+    driver = re.search(_DRIVER_NAME, text)
+    for row, pattern in _compiled():
         match = pattern.search(database_words(text) if driver else text)
         if match is None:
             continue
@@ -344,29 +347,27 @@ def _driver_free(row: Row) -> bool:
     return row.kind == "schema" or "codec can't encode" in row.pattern
 
 
-#: SQLAlchemy's wrapping around the driver's words.
-_DRIVER_NAME = re.compile(r"\((?:sqlite3|psycopg2?|pymysql|MySQLdb|mysql\.connector|mariadb)[.\w]*\)")
-_DRIVER = re.compile(r"^\s*\((?:sqlite3|psycopg2?|pymysql|MySQLdb|mysql\.connector|mariadb)[.\w]*\)\s*")
-_TAILS = re.compile(
-    r"\s*(?:\[SQL: |\[parameters: |\(Background on this error at: |LINE \d+: |DETAIL: |HINT: ).*", re.DOTALL
-)
-_PYMYSQL = re.compile(r"^\((\d{4}), (['\"])(.*)\2\)$", re.DOTALL)
-_URI_USERINFO = re.compile(r"(\b[a-z][\w+.-]*://)[^/@\s]+@")
-_PASSWORD = re.compile(r"(password\s*=\s*)\S+", re.IGNORECASE)
+#: SQLAlchemy's wrapping around the driver's words (patterns: compiled on first use, by re's cache).
+_DRIVER_NAME = r"\((?:sqlite3|psycopg2?|pymysql|MySQLdb|mysql\.connector|mariadb)[.\w]*\)"
+_DRIVER = r"^\s*\((?:sqlite3|psycopg2?|pymysql|MySQLdb|mysql\.connector|mariadb)[.\w]*\)\s*"
+_TAILS = r"(?s)\s*(?:\[SQL: |\[parameters: |\(Background on this error at: |LINE \d+: |DETAIL: |HINT: ).*"
+_PYMYSQL = r"(?s)^\((\d{4}), (['\"])(.*)\2\)$"
+_URI_USERINFO = r"(\b[a-z][\w+.-]*://)[^/@\s]+@"
+_PASSWORD = r"(?i)(password\s*=\s*)\S+"
 
 
 def database_words(text: str, limit: int = 300) -> str:
     """The database's own words in a server message, shortened: the first line of the driver's
     error, without SQLAlchemy's wrapping, the statement, its parameters or any credential."""
     text = str(text)
-    start = _DRIVER_NAME.search(text)
+    start = re.search(_DRIVER_NAME, text)
     if start:
         text = text[start.start() :]
-    text = _TAILS.sub("", _DRIVER.sub("", text.strip().replace("\\n", "\n")))
+    text = re.sub(_TAILS, "", re.sub(_DRIVER, "", text.strip().replace("\\n", "\n")))
     line = " ".join(next((line for line in text.splitlines() if line.strip()), "").split())
-    mysql = _PYMYSQL.match(line)
+    mysql = re.match(_PYMYSQL, line)
     if mysql:
         line = f"({mysql.group(1)}) {mysql.group(3)}".replace("\\\\", "\\")
     line = re.sub(r"^[A-Z_]{5,}: ", "", line).replace("FATAL: ", "")  # MLflow's error code, PostgreSQL's level
-    line = _PASSWORD.sub(r"\1***", _URI_USERINFO.sub(r"\1***@", line))
+    line = re.sub(_PASSWORD, r"\1***", re.sub(_URI_USERINFO, r"\1***@", line))
     return line[:limit] + ("…" if len(line) > limit else "")
