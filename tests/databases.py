@@ -67,13 +67,37 @@ def postgres_database(name: str, encoding: str = "UTF8") -> Iterator[Database]:
     def query(sql, *params):
         with psycopg2.connect(connect_timeout=5, **{**PG, "dbname": name}) as con, con.cursor() as cur:
             cur.execute(sql, params)
-            return cur.fetchall()
+            return cur.fetchall() if cur.description else []  # a GRANT or REVOKE returns no rows
 
     try:
         yield Database(f"postgresql+psycopg2://{PG['user']}@{PG['host']}:{PG['port']}/{name}", query)
     finally:
         with admin.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@contextmanager
+def postgres_role(db: Database) -> Iterator[str]:
+    """A throwaway login role on the throwaway PostgreSQL database ``db``, with no privilege but
+    CONNECT (grant more with db.query); yields db.uri with the role as its user. Dropped after,
+    with everything it owns."""
+    import psycopg2
+
+    role = f"mlflowcheck_{uuid.uuid4().hex[:12]}"
+    dbname = db.uri.rsplit("/", 1)[1]
+    admin = psycopg2.connect(connect_timeout=5, **PG)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE ROLE "{role}" LOGIN')
+        cur.execute(f'GRANT CONNECT ON DATABASE "{dbname}" TO "{role}"')
+    try:
+        yield db.uri.replace(f"//{PG['user']}@", f"//{role}@", 1)
+    finally:
+        db.query(f'DROP OWNED BY "{role}"')  # in its database: the tables it made there
+        with admin.cursor() as cur:
+            cur.execute(f'REVOKE ALL ON DATABASE "{dbname}" FROM "{role}"')
+            cur.execute(f'DROP ROLE IF EXISTS "{role}"')
         admin.close()
 
 

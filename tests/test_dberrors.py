@@ -10,14 +10,13 @@ The last tests break real databases under a real `mlflow server` and run the rea
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
+from sqlalchemy.engine import make_url
 
 from mlflowcheck.dberrors import explain_database_error
 from mlflowcheck.diagnosis import explain, known_server_error
 from mlflowcheck.server import free_port
-from tests.databases import PG, database_or_skip
+from tests.databases import database_or_skip, postgres_role
 from tests.support import run_suite
 from tests.test_broken_deployments import assert_fails
 
@@ -265,27 +264,30 @@ def test_a_mariadb_database_in_latin1_fails_on_the_seeds_chinese_names_with_the_
 def test_a_postgresql_role_without_rights_on_its_database_is_named_when_the_server_cannot_start(tmp_path):
     # A role that may log in but not create MLflow's tables (since PostgreSQL 15 only the database's
     # owner may create in its public schema): the suite's own server dies at its migrations.
-    import psycopg2
-
-    name = f"mlflowcheck_{uuid.uuid4().hex[:12]}"
-    with database_or_skip("postgresql", tmp_path) as db:
-        dbname = db.uri.rsplit("/", 1)[1]
-        admin = psycopg2.connect(connect_timeout=5, **PG)
-        admin.autocommit = True
-        try:
-            with admin.cursor() as cur:
-                cur.execute(f'CREATE ROLE "{name}" LOGIN')
-                cur.execute(f'GRANT CONNECT ON DATABASE "{dbname}" TO "{name}"')
-            result = run_suite(
-                tmp_path, "--start-server", "--tracking-uri", f"http://127.0.0.1:{free_port()}",
-                "--server-dir", str(tmp_path / "server"),
-                "--backend-store-uri", f"postgresql+psycopg2://{name}@127.0.0.1:5432/{dbname}",
-            )  # fmt: skip
-        finally:
-            with admin.cursor() as cur:
-                cur.execute(f'DROP OWNED BY "{name}"; DROP ROLE IF EXISTS "{name}"')
-            admin.close()
+    with database_or_skip("postgresql", tmp_path) as db, postgres_role(db) as uri:
+        result = run_suite(
+            tmp_path, "--start-server", "--tracking-uri", f"http://127.0.0.1:{free_port()}",
+            "--server-dir", str(tmp_path / "server"), "--backend-store-uri", uri,
+        )  # fmt: skip
     assert result.code == 2, result.output
     assert "The local mlflow server did not start: The tracking store's PostgreSQL database refused" in result.output
     assert "PostgreSQL said: permission denied for schema public" in result.output
     assert "Tip: grant the server's database user what MLflow needs" in result.output
+
+
+def test_a_postgresql_privilege_revoked_under_a_running_server_fails_the_experiment_check(fresh_server, tmp_path):
+    # The server's role made MLflow's tables, then lost INSERT on one (a DBA tightening grants,
+    # a restore that dropped them): reads still work, the first write fails.
+    with database_or_skip("postgresql", tmp_path) as db, postgres_role(db) as uri:
+        role = make_url(uri).username
+        db.query(f'GRANT ALL ON SCHEMA public TO "{role}"')
+        srv = fresh_server(backend_store_uri=uri)
+        db.query(f'REVOKE INSERT ON experiments FROM "{role}"')
+        result = run_suite(
+            tmp_path, "--tracking-uri", srv.url, "-k", "uri or network or server or access or versions or experiment"
+        )
+        srv.stop()  # before the role and the database are dropped under it
+    assert_fails(
+        result, "experiment", "PostgreSQL database refused the account", "permission denied for table experiments"
+    )
+    assert "GRANT ALL ON ALL TABLES IN SCHEMA public" in result.check("experiment")["message"]
