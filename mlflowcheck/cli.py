@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mlflowcheck import diagnosis, render
+from mlflowcheck.dberrors import explain_database_error
 from mlflowcheck.diagnosis import DEFAULT_TRACKING_URI, CheckFailed
 from mlflowcheck.secrets import redact_backend_uri, split_credentials, use_credentials
 from mlflowcheck.server import LOCAL_HOSTS, LocalServer, ServerStartError, is_listening, missing_driver
@@ -534,6 +535,9 @@ def checks_did_not_run(status) -> CheckFailed:
 
 
 def server_start_failed(exc: ServerStartError) -> CheckFailed:
+    database = explain_database_error(str(exc))
+    if database is not None:  # the usual reason: the class, the database's words, the fix, then the log
+        return CheckFailed(f"The local mlflow server did not start: {database.message}\n{exc}", database.tip)
     return CheckFailed(
         f"The local mlflow server did not start: {exc}",
         "fix what the server said above; a wrong --backend-store-uri, a database that is down "

@@ -24,6 +24,7 @@ import requests.adapters
 import urllib3
 import urllib3.connection
 
+from mlflowcheck.dberrors import explain_database_error
 from mlflowcheck.secrets import Credentials, credentials_allowed, env_credentials, split_credentials
 
 DEFAULT_TRACKING_URI = "http://127.0.0.1:3111"
@@ -570,6 +571,9 @@ def check_api(target: Target) -> None:
         )
     if resp.status_code == 403:
         raise permission_denied(f"GET {urlsplit(url).path}", server_message(resp))
+    known = known_server_error(server_message(resp)) if resp.status_code >= 400 else None
+    if known is not None:  # MLflow's own JSON error: the server answers, its store fails
+        raise known
     if resp.status_code != 200 or "json" not in resp.headers.get("content-type", ""):
         raise CheckFailed(
             f"GET {url} answered {describe_response(resp)}, not the JSON an MLflow server sends.",
@@ -786,7 +790,8 @@ def first_line(text: str, limit: int = 400) -> str:
     return line[:limit] + ("…" if len(line) > limit else "")
 
 
-#: Server-side failures recognised in the server's own error message: (pattern, cause, tip).
+#: Server-side failures recognised in the server's own error message: (pattern, cause, tip). The
+#: database's errors have a table of their own (mlflowcheck.dberrors), tried first.
 KNOWN_SERVER_ERRORS = [
     (
         r"NoSuchBucket|InvalidAccessKeyId|SignatureDoesNotMatch|AccessDenied|InvalidBucketName|"
@@ -799,13 +804,6 @@ KNOWN_SERVER_ERRORS = [
         "s3:PutObject, s3:GetObject, s3:ListBucket and s3:DeleteObject on the bucket.",
     ),
     (
-        r"readonly database|read-only transaction|read.only|--read-only option",
-        "The tracking store's database is read-only: the server cannot write",
-        "make the backend store writable by the server process (SQLite: the file and its "
-        "directory; PostgreSQL/MySQL: the user's write privileges, the server not in read-only "
-        "mode), then restart `mlflow server`.",
-    ),
-    (
         r"Permission denied|Errno 13|Read-only file system|Errno 30|Not a directory|Errno 20",
         "The server cannot write to its artifact store",
         "make the server's --artifacts-destination a directory the server process can write, "
@@ -816,17 +814,15 @@ KNOWN_SERVER_ERRORS = [
         "The server's disk is full",
         "free space where the server keeps its artifacts and database.",
     ),
-    (
-        r"Detected out-of-date database schema|alembic|Can't locate revision|no such table",
-        "The tracking store's database schema does not match this MLflow server",
-        "run `mlflow db upgrade <backend-store-uri>` with the server's MLflow version (back up the "
-        "database first), then restart the server.",
-    ),
 ]
 
 
 def known_server_error(text: str, quote: bool = True) -> CheckFailed | None:
-    """The cause and fix for a server error message we recognise (quoting it, if asked)."""
+    """The cause and fix for a server error message we recognise (quoting it, if asked; a
+    database error always quotes the database's own words, shortened)."""
+    database = explain_database_error(server_text(text))
+    if database is not None:
+        return CheckFailed(database.message, database.tip)
     for pattern, cause, tip in KNOWN_SERVER_ERRORS:
         match = re.search(pattern, text, re.IGNORECASE)
         if match:

@@ -26,15 +26,16 @@ class Database:
 
 
 @contextmanager
-def throwaway_database(backend: str, directory: Path) -> Iterator[Database]:
+def throwaway_database(backend: str, directory: Path, **options) -> Iterator[Database]:
+    """``options`` go to the backend's maker (postgres_database's encoding, mariadb_database's charset)."""
     name = f"mlflowcheck_{uuid.uuid4().hex[:12]}"
     if backend == "sqlite":
         yield sqlite_database(directory / "my.db")
     elif backend == "postgresql":
-        with postgres_database(name) as db:
+        with postgres_database(name, **options) as db:
             yield db
     elif backend == "mariadb":
-        with mariadb_database(name) as db:
+        with mariadb_database(name, **options) as db:
             yield db
     else:
         raise ValueError(f"unknown backend {backend!r}; one of {BACKENDS}")
@@ -49,7 +50,9 @@ def sqlite_database(path: Path) -> Database:
 
 
 @contextmanager
-def postgres_database(name: str) -> Iterator[Database]:
+def postgres_database(name: str, encoding: str = "UTF8") -> Iterator[Database]:
+    """``encoding`` other than UTF8 makes the database a user gets with a server-wide default
+    of LATIN1 or SQL_ASCII (the C locale keeps any encoding valid)."""
     import psycopg2
 
     try:
@@ -58,12 +61,13 @@ def postgres_database(name: str) -> Iterator[Database]:
         raise DatabaseUnavailable(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {exc}") from None
     admin.autocommit = True
     with admin.cursor() as cur:
-        cur.execute(f"CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0")
+        locale = "" if encoding == "UTF8" else " LC_COLLATE 'C' LC_CTYPE 'C'"
+        cur.execute(f"CREATE DATABASE \"{name}\" ENCODING '{encoding}'{locale} TEMPLATE template0")
 
     def query(sql, *params):
         with psycopg2.connect(connect_timeout=5, **{**PG, "dbname": name}) as con, con.cursor() as cur:
             cur.execute(sql, params)
-            return cur.fetchall()
+            return cur.fetchall() if cur.description else []  # a GRANT or REVOKE returns no rows
 
     try:
         yield Database(f"postgresql+psycopg2://{PG['user']}@{PG['host']}:{PG['port']}/{name}", query)
@@ -74,7 +78,33 @@ def postgres_database(name: str) -> Iterator[Database]:
 
 
 @contextmanager
-def mariadb_database(name: str) -> Iterator[Database]:
+def postgres_role(db: Database) -> Iterator[str]:
+    """A throwaway login role on the throwaway PostgreSQL database ``db``, with no privilege but
+    CONNECT (grant more with db.query); yields db.uri with the role as its user. Dropped after,
+    with everything it owns."""
+    import psycopg2
+
+    role = f"mlflowcheck_{uuid.uuid4().hex[:12]}"
+    dbname = db.uri.rsplit("/", 1)[1]
+    admin = psycopg2.connect(connect_timeout=5, **PG)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE ROLE "{role}" LOGIN')
+        cur.execute(f'GRANT CONNECT ON DATABASE "{dbname}" TO "{role}"')
+    try:
+        yield db.uri.replace(f"//{PG['user']}@", f"//{role}@", 1)
+    finally:
+        db.query(f'DROP OWNED BY "{role}"')  # in its database: the tables it made there
+        with admin.cursor() as cur:
+            cur.execute(f'REVOKE ALL ON DATABASE "{dbname}" FROM "{role}"')
+            cur.execute(f'DROP ROLE IF EXISTS "{role}"')
+        admin.close()
+
+
+@contextmanager
+def mariadb_database(name: str, charset: str = "utf8mb4 COLLATE utf8mb4_bin") -> Iterator[Database]:
+    """``charset`` other than utf8mb4 makes the database a server with the old default
+    (latin1) creates, as users' hand-made ones often are."""
     import pymysql
 
     try:
@@ -82,7 +112,7 @@ def mariadb_database(name: str) -> Iterator[Database]:
     except pymysql.err.OperationalError as exc:
         raise DatabaseUnavailable(f"MariaDB at 127.0.0.1:3306 is not reachable: {exc}") from None
     with admin.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET {charset}")
 
     def query(sql, *params):
         con = pymysql.connect(connect_timeout=5, charset="utf8mb4", **{**MARIADB, "database": name})
@@ -104,7 +134,7 @@ def mariadb_database(name: str) -> Iterator[Database]:
 
 
 @contextmanager
-def database_or_skip(backend: str, directory: Path) -> Iterator[Database]:
+def database_or_skip(backend: str, directory: Path, **options) -> Iterator[Database]:
     """A throwaway database; a database server that is not reachable skips the test, except
     in CI (CI=true), where it fails: CI can never go green by skipping a backend."""
     import os
@@ -112,7 +142,7 @@ def database_or_skip(backend: str, directory: Path) -> Iterator[Database]:
     import pytest
 
     try:
-        with throwaway_database(backend, directory) as db:
+        with throwaway_database(backend, directory, **options) as db:
             yield db
     except DatabaseUnavailable as exc:
         if os.environ.get("CI") == "true":
