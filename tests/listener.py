@@ -1,5 +1,5 @@
-"""A real listener that records every byte sent to it: the canary for credentials that must
-never reach it (a probe of the tracking host over the other scheme)."""
+"""Real listeners on free local ports: one that records every byte sent to it (the canary for
+credentials that must never reach it), one that accepts and never answers or drips."""
 
 from __future__ import annotations
 
@@ -10,18 +10,12 @@ import threading
 from pathlib import Path
 
 
-class RecordingListener:
-    """Plain HTTP (or TLS with ``certfile``) on a free port: answers GET /version with an MLflow
-    version, like a server of the other scheme would, and keeps the raw bytes of every request."""
+class Listener:
+    """A TCP server on a free local port that hands each connection to ``handle`` in a thread."""
 
-    def __init__(self, certfile: Path | None = None, keyfile: Path | None = None):
+    def __init__(self):
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
-        self.tls = None
-        if certfile is not None:
-            self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            self.tls.load_cert_chain(certfile, keyfile)
-        self.received: list[bytes] = []
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.serve, daemon=True)
         self.thread.start()
@@ -34,6 +28,50 @@ class RecordingListener:
             except OSError:
                 continue
             threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
+
+    def handle(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class StuckServer(Listener):
+    """Accepts, then sends nothing (``drip=False``) or one byte a second."""
+
+    def __init__(self, drip: bool):
+        self.drip = drip
+        super().__init__()
+
+    def handle(self, conn: socket.socket) -> None:
+        answer = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 100000\r\n\r\n" + b"3" * 100000
+        with conn, contextlib.suppress(OSError):  # the client hangs up when its deadline passes
+            for byte in answer:
+                if self.stop.wait(1.0):
+                    return
+                if self.drip:
+                    conn.sendall(bytes([byte]))
+
+
+class RecordingListener(Listener):
+    """Plain HTTP (or TLS with ``certfile``): answers GET /version with an MLflow version, like a
+    server of the other scheme would, and keeps the raw bytes of every request."""
+
+    def __init__(self, certfile: Path | None = None, keyfile: Path | None = None):
+        self.tls = None
+        if certfile is not None:
+            self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.tls.load_cert_chain(certfile, keyfile)
+        self.received: list[bytes] = []
+        super().__init__()
 
     def handle(self, conn: socket.socket) -> None:
         conn.settimeout(5)
@@ -51,25 +89,13 @@ class RecordingListener:
                 if not data[:1].isalpha():  # not HTTP (a TLS handshake): refused at once, as web servers do
                     conn.sendall(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
                     break
-            if not data[:1].isalpha():
-                pass
-            elif data.startswith(b"GET ") and b" /version" in data.split(b"\r\n", 1)[0]:
+            request_line = data.split(b"\r\n", 1)[0]
+            if data[:1].isalpha() and request_line.startswith(b"GET /version "):
                 conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 6\r\n\r\n3.17.2")
-            else:
+            elif data[:1].isalpha():
                 conn.sendall(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
         self.received.append(data)
 
     def requests_seen(self) -> str:
         """Everything received, as text (TLS handshakes that failed show as their raw bytes)."""
         return "\n".join(r.decode("latin-1") for r in self.received)
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(5)
-        self.sock.close()
-
-    def __enter__(self) -> RecordingListener:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import pickle
-import socket
 import subprocess
 import threading
 import time
@@ -25,7 +24,7 @@ from mlflowcheck.server import free_port
 from mlflowcheck.ui import find_browser
 from tests.databases import database_or_skip
 from tests.faultproxy import Fault
-from tests.listener import RecordingListener
+from tests.listener import RecordingListener, StuckServer
 from tests.support import ADMIN_PASSWORD, run_suite
 from tests.test_broken_deployments import assert_fails, run_through_proxy
 
@@ -217,39 +216,6 @@ def test_terminal_escape_sequences_from_the_server_are_printed_escaped(server, t
 
 
 # --- any input gets an answer, never a hang --------------------------------------------------
-
-
-class StuckServer:
-    """A TCP server that accepts and then sends nothing (``drip=False``) or one byte a second."""
-
-    def __init__(self, drip: bool):
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.drip = drip
-        self.stop = threading.Event()
-        threading.Thread(target=self.serve, daemon=True).start()
-
-    def serve(self) -> None:
-        self.sock.settimeout(0.5)
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
-
-    def handle(self, conn) -> None:
-        answer = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 100000\r\n\r\n" + b"3" * 100000
-        with conn, contextlib.suppress(OSError):  # the client hangs up when its deadline passes
-            for byte in answer:
-                if self.stop.wait(1.0):
-                    return
-                if self.drip:
-                    conn.sendall(bytes([byte]))
-
-    def close(self) -> None:
-        self.stop.set()
-        self.sock.close()
 
 
 @pytest.mark.parametrize("drip", [False, True], ids=["silent", "drip-feeding"])
