@@ -15,6 +15,8 @@ from mlflowcheck.ui import BROWSER_ARGS, CLIENT_CERT_ERROR, browser_tls, find_br
 from tests.support import run_suite, start_server
 from tests.test_broken_deployments import assert_fails
 
+TLS_VARIABLES = ("MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_TRACKING_SERVER_CERT_PATH", "MLFLOW_TRACKING_CLIENT_CERT_PATH")
+
 
 def openssl(*args: str | Path) -> None:
     subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True, timeout=60)
@@ -103,7 +105,8 @@ def test_a_private_ca_given_in_server_cert_path_passes_every_check_the_browser_i
 
 
 def test_insecure_tls_passes_every_check_the_browser_included(tls_server, browser_path, tmp_path):
-    result = run_suite(tmp_path, "--tracking-uri", tls_server.url, env={"MLFLOW_TRACKING_INSECURE_TLS": "true"}, ui=True)
+    env = {"MLFLOW_TRACKING_INSECURE_TLS": "true"}
+    result = run_suite(tmp_path, "--tracking-uri", tls_server.url, env=env, ui=True)
     result.assert_all_passed()
 
 
@@ -135,19 +138,24 @@ def test_without_ca_the_private_certificate_is_refused_with_the_variables_to_set
     result = run_suite(tmp_path, "--tracking-uri", tls_server.url)
     assert_fails(result, "network", "is not trusted", "no MLFLOW_TRACKING_SERVER_CERT_PATH is set", code=2)
     message = result.check("network")["message"]
-    assert "set MLFLOW_TRACKING_SERVER_CERT_PATH" in message and "MLFLOW_TRACKING_INSECURE_TLS=true" in message
+    assert "set MLFLOW_TRACKING_SERVER_CERT_PATH" in message
+    assert "MLFLOW_TRACKING_INSECURE_TLS=true" in message
 
 
 def test_a_server_requiring_a_client_certificate_without_one_is_told_to_set_client_cert_path(
     mtls_server, pki, tmp_path
 ):
-    result = run_suite(tmp_path, "--tracking-uri", mtls_server.url, env={"MLFLOW_TRACKING_SERVER_CERT_PATH": str(pki.ca)})
+    env = {"MLFLOW_TRACKING_SERVER_CERT_PATH": str(pki.ca)}
+    result = run_suite(tmp_path, "--tracking-uri", mtls_server.url, env=env)
     assert_fails(result, "network", "requires a TLS client certificate and none was given", code=2)
     assert "MLFLOW_TRACKING_CLIENT_CERT_PATH" in result.check("network")["message"]
 
 
 def test_a_client_certificate_without_its_key_is_refused_before_any_request(mtls_server, pki, tmp_path):
-    env = {"MLFLOW_TRACKING_SERVER_CERT_PATH": str(pki.ca), "MLFLOW_TRACKING_CLIENT_CERT_PATH": str(pki.client_cert_only)}
+    env = {
+        "MLFLOW_TRACKING_SERVER_CERT_PATH": str(pki.ca),
+        "MLFLOW_TRACKING_CLIENT_CERT_PATH": str(pki.client_cert_only),
+    }
     result = run_suite(tmp_path, "--tracking-uri", mtls_server.url, env=env)
     assert_fails(result, "network", "the file holds no private key", "cat client.crt client.key", code=2)
 
@@ -178,7 +186,8 @@ def test_the_browser_refuses_a_certificate_the_given_ca_did_not_sign_and_opens_i
     monkeypatch.delenv("MLFLOW_TRACKING_INSECURE_TLS", raising=False)
     monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(pki.other_ca))
     title, error = open_in_browser(browser_path, tls_server.url)
-    assert title == "" and "ERR_CERT_AUTHORITY_INVALID" in error, (title, error)
+    assert title == ""
+    assert "ERR_CERT_AUTHORITY_INVALID" in error
     monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(pki.ca))
     assert open_in_browser(browser_path, tls_server.url)[0] == "MLflow"
 
@@ -191,7 +200,8 @@ def test_with_a_client_certificate_the_browser_still_refuses_a_server_the_given_
     monkeypatch.setenv("MLFLOW_TRACKING_CLIENT_CERT_PATH", str(pki.client_pem))
     monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(pki.other_ca))
     title, text = open_in_browser(browser_path, mtls_server.url)
-    assert title != "MLflow" and text.startswith(CLIENT_CERT_ERROR), (title, text)
+    assert title != "MLflow"
+    assert text.startswith(CLIENT_CERT_ERROR), text
 
 
 # --- the settings, read as MLflow's client reads them (pure logic) ---------------------------
@@ -214,7 +224,7 @@ def test_with_a_client_certificate_the_browser_still_refuses_a_server_the_given_
     ],
 )
 def test_the_tls_environment_becomes_the_requests_arguments_mlflows_client_uses(env, kwargs, monkeypatch):
-    for name in ("MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_TRACKING_SERVER_CERT_PATH", "MLFLOW_TRACKING_CLIENT_CERT_PATH"):
+    for name in TLS_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -226,4 +236,5 @@ def test_insecure_tls_with_a_ca_bundle_is_refused_as_mlflows_client_refuses_it(m
     monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", "/ca.pem")
     with pytest.raises(diagnosis.CheckFailed, match="only one of these environment variables may be set") as info:
         diagnosis.check_tls(diagnosis.parse_target("https://127.0.0.1:1"))
-    assert info.value.fatal and "unset MLFLOW_TRACKING_INSECURE_TLS" in info.value.tip
+    assert info.value.fatal
+    assert "unset MLFLOW_TRACKING_INSECURE_TLS" in info.value.tip
