@@ -264,24 +264,46 @@ def tls_context(settings: TlsSettings) -> ssl.SSLContext:
     return context
 
 
-def server_certificate(target: Target, settings: TlsSettings, timeout: float = CONNECT_TIMEOUT) -> bytes:
-    """The TLS handshake with the server as the client makes it; returns the server's
-    certificate (DER), verified when the settings verify. Then one HEAD request: a TLS 1.3
-    server that wants a client certificate refuses it only after the handshake, on the first
-    read. Raises ssl.SSLError (and SSLCertVerificationError) or OSError."""
+@dataclass
+class Handshake:
+    """What the suite's TLS handshake with the server saw."""
+
+    certificate: bytes  # the server's (DER), verified when the settings verify
+    asked_for_client_certificate: bool = False  # the server sent a CertificateRequest
+    closed_unanswered: bool = False  # then closed the connection without answering a request
+
+
+def server_certificate(target: Target, settings: TlsSettings, timeout: float = CONNECT_TIMEOUT) -> Handshake:
+    """The TLS handshake with the server as the client makes it, then one HEAD request: a
+    TLS 1.3 server that wants a client certificate refuses it only after the handshake, with
+    an alert on the first read, or (asyncio's TLS, so uvicorn's) by closing the connection.
+    Raises ssl.SSLError (and SSLCertVerificationError) or OSError."""
     context = tls_context(settings)
+    seen = Handshake(b"")
+
+    def message(_conn, direction, _version, _content_type, msg_type, _data) -> None:
+        if direction == "read" and msg_type == ssl._TLSMessageType.CERTIFICATE_REQUEST:
+            seen.asked_for_client_certificate = True
+
+    # CPython's hook on OpenSSL's message callback (3.8+, private); without it only the alert tells.
+    with contextlib.suppress(AttributeError):
+        context._msg_callback = message
     deadline = time.monotonic() + timeout
     with (
         socket.create_connection((target.host, target.port), timeout=timeout) as raw,
         context.wrap_socket(raw, server_hostname=target.host) as tls,
     ):
-        der = tls.getpeercert(binary_form=True)
+        seen.certificate = tls.getpeercert(binary_form=True)
         host = f"[{target.host}]" if ":" in target.host else target.host
-        tls.sendall(f"HEAD / HTTP/1.1\r\nHost: {host}:{target.port}\r\nConnection: close\r\n\r\n".encode())
-        tls.settimeout(max(0.1, deadline - time.monotonic()))
-        with contextlib.suppress(TimeoutError):  # a slow answer is the server check's business
-            tls.recv(1)
-    return der
+        try:
+            tls.sendall(f"HEAD / HTTP/1.1\r\nHost: {host}:{target.port}\r\nConnection: close\r\n\r\n".encode())
+            tls.settimeout(max(0.1, deadline - time.monotonic()))
+            seen.closed_unanswered = not tls.recv(1)
+        except TimeoutError:
+            pass  # a slow answer is the server check's business
+        except (ssl.SSLEOFError, ConnectionResetError, BrokenPipeError):
+            seen.closed_unanswered = True  # the alert, if one was sent, was lost in the reset
+    return seen
 
 
 TLS_ALERT = re.compile(r"(?:SSLV3|TLSV1\d*)_ALERT_([A-Z_]+)|alert ([a-z ]+)", re.IGNORECASE)
@@ -313,16 +335,21 @@ def check_tls(target: Target, timeout: float = CONNECT_TIMEOUT) -> None:
     except (OSError, ValueError) as exc:
         raise unusable_tls_file(settings, exc) from None
     try:
-        server_certificate(target, settings, timeout)
+        seen = server_certificate(target, settings, timeout)
     except ssl.SSLCertVerificationError as exc:
         raise certificate_rejected(target, settings, exc.verify_message or str(exc)) from None
     except ssl.SSLError as exc:
         found = TLS_ALERT.search(str(exc))
         alert = (found.group(1) or found.group(2)).replace("_", " ").lower().strip() if found else ""
         if alert in CLIENT_CERT_ALERTS:
-            raise client_certificate_refused(target, settings, alert) from None
+            raise client_certificate_refused(target, settings, f"TLS alert: {alert}") from None
+        return  # another TLS failure (a plain-HTTP server?): the server check tells which
     except OSError:
-        pass  # reset, timed out: the server check tells a plain-HTTP or silent server apart
+        return  # reset, timed out: the server check tells a plain-HTTP or silent server apart
+    if seen.asked_for_client_certificate and seen.closed_unanswered:
+        raise client_certificate_refused(
+            target, settings, "it asked for one in the handshake, then closed the connection"
+        )
 
 
 def unusable_tls_file(settings: TlsSettings, exc: BaseException) -> CheckFailed:
@@ -388,18 +415,18 @@ def certificate_rejected(target: Target, settings: TlsSettings, why: str) -> Che
     )
 
 
-def client_certificate_refused(target: Target, settings: TlsSettings, alert: str) -> CheckFailed:
+def client_certificate_refused(target: Target, settings: TlsSettings, said: str) -> CheckFailed:
     where = f"{target.host}:{target.port}"
     if not settings.client_cert:
         return CheckFailed(
-            f"The server at {where} requires a TLS client certificate and none was given (TLS alert: {alert}).",
+            f"The server at {where} requires a TLS client certificate and none was given ({said}).",
             "set MLFLOW_TRACKING_CLIENT_CERT_PATH to one PEM file holding your client certificate and its "
             "private key (`cat client.crt client.key > client.pem`).",
             fatal=True,
         )
     return CheckFailed(
         f"The server at {where} refused the client certificate MLFLOW_TRACKING_CLIENT_CERT_PATH="
-        f"{settings.client_cert} (TLS alert: {alert}).",
+        f"{settings.client_cert} ({said}).",
         "use a certificate signed by a CA the server accepts (uvicorn's --ssl-ca-certs, nginx's "
         "ssl_client_certificate), and not expired.",
         fatal=True,

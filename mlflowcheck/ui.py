@@ -347,7 +347,7 @@ def verified_key_pin(target: Target) -> str | None:
     from cryptography.hazmat.primitives import serialization
 
     try:
-        der = server_certificate(target, tls_settings())
+        der = server_certificate(target, tls_settings()).certificate
     except (OSError, ValueError):  # ssl.SSLError is an OSError: not verified, not pinned
         return None
     key = x509.load_der_x509_certificate(der).public_key()
