@@ -13,16 +13,19 @@ import json
 import os
 import re
 import socket
+import ssl
 import threading
 import time
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
 import requests.adapters
 import urllib3
 import urllib3.connection
+from urllib3.util.ssl_ import create_urllib3_context
 
 from mlflowcheck.dberrors import explain_database_error
 from mlflowcheck.secrets import Credentials, credentials_allowed, env_credentials, split_credentials
@@ -149,10 +152,11 @@ def parse_target(uri: str) -> Target:
 
 
 def check_network(target: Target, timeout: float = CONNECT_TIMEOUT) -> None:
-    """Layer 2: something accepts connections at host:port within a short deadline."""
+    """Layer 2: something accepts connections at host:port within a short deadline; over
+    https, the client's TLS settings can be used and trust the server's certificate (check_tls)."""
     try:
         with socket.create_connection((target.host, target.port), timeout=timeout):
-            return
+            pass
     except socket.gaierror:
         raise CheckFailed(
             f"The host {target.host!r} of {target.url} cannot be resolved.",
@@ -163,6 +167,9 @@ def check_network(target: Target, timeout: float = CONNECT_TIMEOUT) -> None:
         cause = f"no answer within {timeout:.0f}s (a firewall, or the wrong host?)"
     except OSError as exc:
         cause = exc.strerror or str(exc)
+    else:
+        check_tls(target, timeout)
+        return
     tip = (
         f"start the seed's server in the project directory: `{SEED_SERVER_COMMAND}`, or run "
         "this suite with --start-server to let it start one."
@@ -183,13 +190,250 @@ def auth_from_env() -> dict:
     return {}
 
 
+TRUE_WORDS = ("true", "1")  # what MLflow's boolean environment variables accept, in any case
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """What the user gave MLflow's client for TLS, read the way MLflow 3.17 reads it
+    (mlflow/utils/credentials.py, MlflowHostCreds in mlflow/utils/rest_utils.py): the one
+    reading of the environment behind the suite's own requests, its TLS probe and the browser.
+    The model worker and the load probe use MLflow's client, which reads the same variables."""
+
+    insecure: bool = False  # MLFLOW_TRACKING_INSECURE_TLS: requests' verify=False
+    ca_bundle: str | None = None  # MLFLOW_TRACKING_SERVER_CERT_PATH: requests' verify=<bundle>
+    #: MLFLOW_TRACKING_CLIENT_CERT_PATH: requests' cert=<one path>, so one PEM file holding the
+    #: certificate and its unencrypted private key (MLflow has no variable for a separate key).
+    client_cert: str | None = None
+
+    @property
+    def verifies(self) -> bool:
+        return not self.insecure or self.ca_bundle is not None
+
+    def requests_kwargs(self) -> dict:
+        kwargs: dict = {}
+        if self.ca_bundle:
+            kwargs["verify"] = self.ca_bundle  # with insecure too (MLflow refuses both: check_tls says so)
+        elif self.insecure:
+            kwargs["verify"] = False
+        if self.client_cert:
+            kwargs["cert"] = self.client_cert
+        return kwargs
+
+    def ca_locations(self) -> dict:
+        """The CAs requests trusts here, as ssl.SSLContext.load_verify_locations arguments: the
+        bundle given, else REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE (requests reads them when
+        verify=True, as MLflow's client passes it), else certifi's bundle."""
+        bundle = (
+            self.ca_bundle
+            or os.environ.get("REQUESTS_CA_BUNDLE")
+            or os.environ.get("CURL_CA_BUNDLE")
+            or requests.utils.DEFAULT_CA_BUNDLE_PATH
+        )
+        return {"capath": bundle} if os.path.isdir(bundle) else {"cafile": bundle}
+
+
+def tls_settings() -> TlsSettings:
+    """The TLS settings in the environment (empty values count as unset)."""
+    return TlsSettings(
+        insecure=os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").strip().lower() in TRUE_WORDS,
+        ca_bundle=os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or None,
+        client_cert=os.environ.get("MLFLOW_TRACKING_CLIENT_CERT_PATH") or None,
+    )
+
+
 def tls_from_env() -> dict:
-    """TLS verification as MLflow's client does it (MLFLOW_TRACKING_INSECURE_TLS,
-    MLFLOW_TRACKING_SERVER_CERT_PATH), so the suite's own requests see what the client sees."""
-    if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
-        return {"verify": False}
-    cert = os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH")
-    return {"verify": cert} if cert else {}
+    """TLS as MLflow's client does it, as requests arguments (verify=, cert=), so that the
+    suite's own requests see what the client sees."""
+    return tls_settings().requests_kwargs()
+
+
+def _no_passphrase(*_args) -> bytes:
+    # Without a callback OpenSSL would ask for an encrypted key's pass phrase on the terminal.
+    raise ValueError("the private key is encrypted")
+
+
+def tls_context(settings: TlsSettings) -> ssl.SSLContext:
+    """An SSL context that trusts what requests trusts with these settings, and presents the
+    client certificate. Raises OSError/ssl.SSLError/ValueError when a file cannot be used."""
+    context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED if settings.verifies else ssl.CERT_NONE)
+    if settings.verifies:
+        context.check_hostname = True
+        context.load_verify_locations(**settings.ca_locations())
+    else:
+        context.check_hostname = False
+    if settings.client_cert:
+        context.load_cert_chain(settings.client_cert, password=_no_passphrase)
+    return context
+
+
+@dataclass
+class Handshake:
+    """What the suite's TLS handshake with the server saw."""
+
+    certificate: bytes  # the server's (DER), verified when the settings verify
+    asked_for_client_certificate: bool = False  # the server sent a CertificateRequest
+    closed_unanswered: bool = False  # then closed the connection without answering a request
+
+
+def server_certificate(target: Target, settings: TlsSettings, timeout: float = CONNECT_TIMEOUT) -> Handshake:
+    """The TLS handshake with the server as the client makes it, then one HEAD request: a
+    TLS 1.3 server that wants a client certificate refuses it only after the handshake, with
+    an alert on the first read, or (asyncio's TLS, so uvicorn's) by closing the connection.
+    Raises ssl.SSLError (and SSLCertVerificationError) or OSError."""
+    context = tls_context(settings)
+    seen = Handshake(b"")
+
+    def message(_conn, direction, _version, _content_type, msg_type, _data) -> None:
+        if direction == "read" and msg_type == ssl._TLSMessageType.CERTIFICATE_REQUEST:
+            seen.asked_for_client_certificate = True
+
+    # CPython's hook on OpenSSL's message callback (3.8+, private); without it only the alert tells.
+    with contextlib.suppress(AttributeError):
+        context._msg_callback = message
+    deadline = time.monotonic() + timeout
+    with (
+        socket.create_connection((target.host, target.port), timeout=timeout) as raw,
+        context.wrap_socket(raw, server_hostname=target.host) as tls,
+    ):
+        seen.certificate = tls.getpeercert(binary_form=True)
+        host = f"[{target.host}]" if ":" in target.host else target.host
+        try:
+            tls.sendall(f"HEAD / HTTP/1.1\r\nHost: {host}:{target.port}\r\nConnection: close\r\n\r\n".encode())
+            tls.settimeout(max(0.1, deadline - time.monotonic()))
+            seen.closed_unanswered = not tls.recv(1)
+        except TimeoutError:
+            pass  # a slow answer is the server check's business
+        except (ssl.SSLEOFError, ConnectionResetError, BrokenPipeError):
+            seen.closed_unanswered = True  # the alert, if one was sent, was lost in the reset
+    return seen
+
+
+TLS_ALERT = re.compile(r"(?:SSLV3|TLSV1\d*)_ALERT_([A-Z_]+)|alert ([a-z ]+)", re.IGNORECASE)
+#: TLS alerts of a server that wants a client certificate and got none (or one it does not accept).
+CLIENT_CERT_ALERTS = ("certificate required", "handshake failure", "bad certificate", "unknown ca",
+                      "certificate unknown", "access denied", "certificate expired")  # fmt: skip
+
+
+def check_tls(target: Target, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Layer 2 over https: the TLS settings can be used, and the handshake with them succeeds.
+
+    A certificate the settings reject, or a client certificate missing or refused, fails here
+    with what to change. Other TLS failures (a plain-HTTP server at an https:// address) and
+    silences are left to the server check, which tells them apart.
+    """
+    settings = tls_settings()
+    if settings.insecure and settings.ca_bundle:
+        raise CheckFailed(
+            "Both MLFLOW_TRACKING_INSECURE_TLS and MLFLOW_TRACKING_SERVER_CERT_PATH are set: MLflow's client "
+            'refuses to run with both ("only one of these environment variables may be set").',
+            "unset MLFLOW_TRACKING_INSECURE_TLS to verify the server against the CA bundle (or unset "
+            "MLFLOW_TRACKING_SERVER_CERT_PATH to turn verification off, for tests only).",
+            fatal=True,
+        )
+    if not target.url.startswith("https:"):
+        return
+    try:
+        tls_context(settings)
+    except (OSError, ValueError) as exc:
+        raise unusable_tls_file(settings, exc) from None
+    try:
+        seen = server_certificate(target, settings, timeout)
+    except ssl.SSLCertVerificationError as exc:
+        raise certificate_rejected(target, settings, exc.verify_message or str(exc)) from None
+    except ssl.SSLError as exc:
+        found = TLS_ALERT.search(str(exc))
+        alert = (found.group(1) or found.group(2)).replace("_", " ").lower().strip() if found else ""
+        if alert in CLIENT_CERT_ALERTS:
+            raise client_certificate_refused(target, settings, f"TLS alert: {alert}") from None
+        return  # another TLS failure (a plain-HTTP server?): the server check tells which
+    except OSError:
+        return  # reset, timed out: the server check tells a plain-HTTP or silent server apart
+    if seen.asked_for_client_certificate and seen.closed_unanswered:
+        raise client_certificate_refused(
+            target, settings, "it asked for one in the handshake, then closed the connection"
+        )
+
+
+def unusable_tls_file(settings: TlsSettings, exc: BaseException) -> CheckFailed:
+    why = first_line(getattr(exc, "strerror", None) or str(exc), 200)
+    if settings.ca_bundle and not os.path.exists(settings.ca_bundle):
+        return CheckFailed(
+            f"MLFLOW_TRACKING_SERVER_CERT_PATH={settings.ca_bundle} does not exist.",
+            "set it to the PEM file of the CA (or CA bundle) that signed the server's certificate.",
+            fatal=True,
+        )
+    if settings.client_cert:
+        try:
+            create_urllib3_context().load_cert_chain(settings.client_cert, password=_no_passphrase)
+        except (OSError, ValueError):
+            with contextlib.suppress(OSError):
+                if "PRIVATE KEY-----" not in Path(settings.client_cert).read_text(errors="replace"):
+                    why = "the file holds no private key"
+            return CheckFailed(
+                f"The client certificate MLFLOW_TRACKING_CLIENT_CERT_PATH={settings.client_cert} cannot be used: "
+                f"{why}. MLflow's client passes this one file to requests as cert=, so it must hold the "
+                "certificate and its private key, unencrypted.",
+                "make one PEM file of both: `cat client.crt client.key > client.pem` (decrypt an encrypted key "
+                "first: `openssl pkey -in client.key -out client-plain.key`), and point the variable at it.",
+                fatal=True,
+            )
+    bundle = next(iter(settings.ca_locations().values()))
+    named = f"MLFLOW_TRACKING_SERVER_CERT_PATH={bundle}" if settings.ca_bundle else f"{bundle} (requests' default)"
+    return CheckFailed(
+        f"The CA bundle {named} cannot be read as certificates: {why}.",
+        "set MLFLOW_TRACKING_SERVER_CERT_PATH to a PEM file (-----BEGIN CERTIFICATE-----) of the CA that signed "
+        "the server's certificate.",
+        fatal=True,
+    )
+
+
+def certificate_rejected(target: Target, settings: TlsSettings, why: str) -> CheckFailed:
+    where = f"{target.host}:{target.port}"
+    if "mismatch" in why or "doesn't match" in why or "not valid for" in why:
+        return CheckFailed(
+            f"The TLS certificate of {where} is not issued to {target.host!r}: {why}.",
+            f"use the host name the certificate names in --tracking-uri, or reissue the certificate with "
+            f"{target.host} in its subjectAltName.",
+            fatal=True,
+        )
+    trusted = (
+        f"the CA bundle MLFLOW_TRACKING_SERVER_CERT_PATH={settings.ca_bundle}"
+        if settings.ca_bundle
+        else "the CAs this client trusts (no MLFLOW_TRACKING_SERVER_CERT_PATH is set)"
+    )
+    tip = (
+        "set MLFLOW_TRACKING_SERVER_CERT_PATH to the CA that signed the server's certificate (`openssl s_client "
+        f"-connect {where} -showcerts` shows who signed it)"
+    )
+    if "expired" in why or "not yet valid" in why:
+        tip = "renew the server's certificate (or fix this machine's clock)"
+    elif not settings.ca_bundle:
+        tip += ", or, for a test server only, MLFLOW_TRACKING_INSECURE_TLS=true"
+    return CheckFailed(
+        f"The TLS certificate of {where} is not trusted: {why}. It was checked against {trusted}, as MLflow's "
+        "client checks it, so the client, this suite and its browser refuse the server.",
+        f"{tip}.",
+        fatal=True,
+    )
+
+
+def client_certificate_refused(target: Target, settings: TlsSettings, said: str) -> CheckFailed:
+    where = f"{target.host}:{target.port}"
+    if not settings.client_cert:
+        return CheckFailed(
+            f"The server at {where} requires a TLS client certificate and none was given ({said}).",
+            "set MLFLOW_TRACKING_CLIENT_CERT_PATH to one PEM file holding your client certificate and its "
+            "private key (`cat client.crt client.key > client.pem`).",
+            fatal=True,
+        )
+    return CheckFailed(
+        f"The server at {where} refused the client certificate MLFLOW_TRACKING_CLIENT_CERT_PATH="
+        f"{settings.client_cert} ({said}).",
+        "use a certificate signed by a CA the server accepts (uvicorn's --ssl-ca-certs, nginx's "
+        "ssl_client_certificate), and not expired.",
+        fatal=True,
+    )
 
 
 def anonymous() -> dict:

@@ -3,14 +3,19 @@ browser (``browse``)."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import os
 import queue
 import re
 import threading
 import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from mlflowcheck import seed
 from mlflowcheck.diagnosis import (
@@ -21,6 +26,9 @@ from mlflowcheck.diagnosis import (
     describe_response,
     first_line,
     http,
+    parse_target,
+    server_certificate,
+    tls_settings,
 )
 from mlflowcheck.suite import Suite
 
@@ -136,16 +144,20 @@ class BrowserSession:
         from playwright.sync_api import sync_playwright
 
         with self.suite.timeline.phase("browser: Chromium starts"):
+            tls = browser_tls(self.suite.target or target_or_none(self.suite.options.tracking_uri))
+            os.environ.update(tls.driver_env)  # read by Playwright's driver, which starts now
             self.playwright = sync_playwright().start()
             try:
                 self.browser = self.playwright.chromium.launch(
-                    executable_path=browser_path, args=BROWSER_ARGS, timeout=WAIT_MS
+                    executable_path=browser_path, args=BROWSER_ARGS + tls.args, timeout=WAIT_MS
                 )
             except PlaywrightError as exc:
                 raise CheckFailed(
                     f"Chromium at {browser_path} did not start: {first_line(str(exc))}", INSTALL_TIP, fatal=True
                 ) from None
-            context = self.browser.new_context(viewport={"width": 1400, "height": 1000}, **browser_auth())
+            context = self.browser.new_context(
+                viewport={"width": 1400, "height": 1000}, **browser_auth(), **tls.context_options
+            )
             context.set_default_timeout(WAIT_MS)
             self.page = context.new_page()
 
@@ -279,6 +291,81 @@ def browser_auth() -> dict:
     return {}
 
 
+@dataclass
+class BrowserTls:
+    """The user's TLS settings in Chromium's and Playwright's terms."""
+
+    args: list[str] = field(default_factory=list)  # Chromium's command line
+    context_options: dict = field(default_factory=dict)  # Browser.new_context's
+    driver_env: dict[str, str] = field(default_factory=dict)  # Playwright's driver (Node) process's
+
+
+def browser_tls(target: Target | None) -> BrowserTls:
+    """Make the browser trust what MLflow's client trusts (diagnosis.tls_settings), no more.
+
+    MLFLOW_TRACKING_INSECURE_TLS=true: Playwright's ignore_https_errors. Otherwise the suite
+    makes the TLS handshake itself, verifying the chain and host name against the CAs the client
+    uses (MLFLOW_TRACKING_SERVER_CERT_PATH, else requests' bundle), and tells Chromium to accept
+    that server's key (--ignore-certificate-errors-spki-list, the SHA-256 of the verified leaf's
+    SubjectPublicKeyInfo): a certificate the client rejects gives no key, and Chromium then
+    rejects it too; another certificate at that address is checked by Chromium as usual. (The
+    alternative, the CA in an NSS database under a throwaway HOME, needs certutil from
+    libnss3-tools on every machine; the key needs only the `cryptography` package MLflow brings.)
+
+    MLFLOW_TRACKING_CLIENT_CERT_PATH: Playwright's client_certificates, for the target's origin.
+    Playwright then connects to that origin itself (Node's TLS, through a proxy of its own
+    between Chromium and the server) and verifies the server with Node's CAs: the client's
+    CA bundle is added to them (NODE_EXTRA_CA_CERTS, read when the driver starts).
+    """
+    tls = BrowserTls()
+    if target is None or not target.url.startswith("https:"):
+        return tls
+    settings = tls_settings()
+    if not settings.verifies:
+        tls.context_options["ignore_https_errors"] = True
+    else:
+        pin = verified_key_pin(target)
+        if pin:
+            tls.args.append(f"--ignore-certificate-errors-spki-list={pin}")
+        if settings.client_cert:
+            cafile = settings.ca_locations().get("cafile")
+            if cafile:
+                tls.driver_env["NODE_EXTRA_CA_CERTS"] = os.path.abspath(cafile)
+    if settings.client_cert:
+        parts = urlsplit(target.url)
+        cert = os.path.abspath(settings.client_cert)  # one PEM with the key, as MLflow's client takes it
+        tls.context_options["client_certificates"] = [
+            {"origin": f"{parts.scheme}://{parts.netloc}", "certPath": cert, "keyPath": cert}
+        ]
+    return tls
+
+
+def verified_key_pin(target: Target) -> str | None:
+    """The base64 SHA-256 of the server's public key (SubjectPublicKeyInfo), when its
+    certificate passes the client's verification; else None."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        der = server_certificate(target, tls_settings()).certificate
+    except (OSError, ValueError):  # ssl.SSLError is an OSError: not verified, not pinned
+        return None
+    key = x509.load_der_x509_certificate(der).public_key()
+    spki = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+def target_or_none(uri: str) -> Target | None:
+    try:
+        return parse_target(uri)
+    except CheckFailed:
+        return None  # the uri check says why
+
+
+#: The page Playwright's client-certificate proxy shows when its TLS connection to the server fails.
+CLIENT_CERT_ERROR = "Playwright client-certificate error"
+
+
 class UserPages:
     """The pages a user opens after a run, and what they look for on each."""
 
@@ -292,8 +379,12 @@ class UserPages:
             self.page.goto(url, wait_until="domcontentloaded")
         except PlaywrightError as exc:
             raise CheckFailed(
-                f"The browser could not open the {what} ({url}): {first_line(str(exc))}", PAGE_TIP
+                f"The browser could not open the {what} ({url}): {first_line(str(exc))}", page_tip(str(exc))
             ) from None
+        if tls_settings().client_cert:
+            text = self.page.evaluate("document.body ? document.body.innerText.slice(0, 400) : ''")
+            if text.startswith(CLIENT_CERT_ERROR):
+                raise CheckFailed(f"The browser could not open the {what} ({url}): {first_line(text)}", TLS_TIP)
 
     def expect(self, text: str, what: str, exact: bool = True) -> None:
         """Wait (up to WAIT_MS) until ``text`` is visible; else fail with a screenshot. Every
@@ -376,3 +467,12 @@ PAGE_TIP = (
     "open the address in a browser and look: the UI's script may fail (the browser console says "
     "why), a proxy may rewrite paths, or the page may need a newer browser"
 )
+TLS_TIP = (
+    "the browser trusts what MLflow's client trusts: set MLFLOW_TRACKING_SERVER_CERT_PATH to the CA that signed "
+    "the server's certificate (and MLFLOW_TRACKING_CLIENT_CERT_PATH to your client certificate and key, if the "
+    "server asks for one)"
+)
+
+
+def page_tip(error: str) -> str:
+    return TLS_TIP if "ERR_CERT" in error or "ERR_SSL" in error or "ERR_BAD_SSL" in error else PAGE_TIP
