@@ -170,15 +170,3 @@ def test_bad_option_exits_2_with_hint():
 def test_bad_tracking_uri_exits_2_with_hint(tmp_path, uri):
     result = run_suite(tmp_path, "--tracking-uri", uri)
     assert_fails(result, "uri", code=2)
-
-
-def test_unwritable_report_path_exits_2_before_anything_is_logged(server, tmp_path):
-    blocker = tmp_path / "a-file"
-    blocker.write_text("")
-    proc = subprocess.run(
-        [sys.executable, "test_mlflow_local.py", "--tracking-uri", server.url, "--json", str(blocker / "r.json")],
-        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    assert proc.returncode == 2
-    assert "Tip: check the paths given to the options" in proc.stdout
-    assert "MLflow deployment check" not in proc.stdout
