@@ -50,10 +50,18 @@ class SuiteRun:
         assert self.statuses() == expected, self.output
 
 
-def run_suite(tmp_path: Path, *args: str, env: dict | None = None, timeout: float = 300, ui: bool = False) -> SuiteRun:
+def run_suite(
+    tmp_path: Path,
+    *args: str,
+    env: dict | None = None,
+    timeout: float = 300,
+    ui: bool = False,
+    python: str | Path = sys.executable,
+) -> SuiteRun:
     """Run the suite as a user would; return exit code, output and the --json report.
 
-    The browser check costs seconds and has tests of its own: off unless ``ui``.
+    The browser check costs seconds and has tests of its own: off unless ``ui``. ``python``
+    runs this checkout's suite with another environment's packages (the floors venv).
     """
     if not ui:
         args = (*args, "--no-ui")
@@ -62,7 +70,7 @@ def run_suite(tmp_path: Path, *args: str, env: dict | None = None, timeout: floa
     full_env.update(env or {})
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, str(ENTRY), "--json", str(report), *args],
+        [str(python), str(ENTRY), "--json", str(report), *args],
         cwd=tmp_path, env=full_env, stdin=subprocess.DEVNULL, capture_output=True,
         text=True, timeout=timeout,
     )  # fmt: skip

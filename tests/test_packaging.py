@@ -1,13 +1,27 @@
-"""`pip install .` gives the `mlflowcheck` command, which does what test_mlflow_local.py does."""
+"""`pip install .` gives the `mlflowcheck` command, which does what test_mlflow_local.py does;
+and the lowest versions pyproject.toml allows (.ci/floors.txt) really run the suite."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import sys
 import tomllib
+from pathlib import Path
 
-from tests.support import ROOT
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from mlflowcheck.server import free_port
+from mlflowcheck.ui import find_browser
+from tests.databases import database_or_skip
+from tests.support import ROOT, run_suite
+
+FLOORS = ROOT / ".ci" / "floors.txt"
 
 
 def test_pip_install_gives_a_console_command_that_runs_the_suite(server, tmp_path):
@@ -63,3 +77,88 @@ def test_runtime_dependencies_are_declared_apart_from_test_and_lint_pins():
     assert not {"ruff", "hypothesis"} & names
     assert project["requires-python"] == ">=3.11"
     assert sys.version_info >= (3, 11)
+
+
+def declared_lower_bounds() -> dict[str, Version | None]:
+    """Each runtime dependency and extra of pyproject.toml: its lower bound (None: it has none)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = [dep for deps in project["optional-dependencies"].values() for dep in deps]
+    bounds = {}
+    for dep in [*project["dependencies"], *extras]:
+        req = Requirement(dep)
+        lows = [Version(s.version) for s in req.specifier if s.operator in (">=", "==", "~=")]
+        bounds[canonicalize_name(req.name)] = max(lows, default=None)
+    return bounds
+
+
+def read_floors() -> dict[str, Version]:
+    """.ci/floors.txt: the constraints file of ``name==version`` lines that CI installs."""
+    floors = {}
+    for line in FLOORS.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            req = Requirement(line)
+            assert [s.operator for s in req.specifier] == ["=="], f"{FLOORS.name}: {line!r} is not name==version"
+            floors[canonicalize_name(req.name)] = Version(next(iter(req.specifier)).version)
+    return floors
+
+
+def test_the_floors_file_pins_every_dependency_at_its_lower_bound_in_pyproject():
+    bounds = declared_lower_bounds()
+    assert not [name for name, low in bounds.items() if low is None], "a dependency without a lower bound"
+    assert read_floors() == bounds, f"pyproject.toml's lower bounds and {FLOORS} drifted apart"
+    # The tested pins (requirements.txt) lie above the floors: the two ends of each range.
+    pins = {canonicalize_name(r.name): r for r in map(Requirement, requirement_lines(ROOT / "requirements.txt"))}
+    assert len(bounds.keys() & pins.keys()) >= 10  # all but packaging, which comes with the others
+    for name in bounds.keys() & pins.keys():
+        (pin,) = pins[name].specifier
+        assert Version(pin.version) >= bounds[name], name
+
+
+def requirement_lines(path: Path) -> list[str]:
+    return [line for raw in path.read_text().splitlines() if (line := raw.split("#", 1)[0].strip())]
+
+
+@pytest.fixture(scope="session")
+def floors_python() -> Path:
+    """The Python of the venv that .ci/run fills with the lowest allowed versions."""
+    venv = os.environ.get("MLFLOWCHECK_FLOORS_VENV")
+    python = Path(venv or "/nonexistent") / "bin" / "python"
+    if not python.exists():
+        why = (
+            f"MLFLOWCHECK_FLOORS_VENV={venv} has no bin/python"
+            if venv
+            else "MLFLOWCHECK_FLOORS_VENV is not set (.ci/run builds the venv of .ci/floors.txt and sets it)"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the suite at the lowest allowed versions, but {why}", pytrace=False)
+        pytest.skip(why)
+    # The venv holds exactly the floors, or the test would prove nothing about them.
+    script = "import importlib.metadata as m, json, sys; print(json.dumps({n: m.version(n) for n in sys.argv[1:]}))"
+    names = sorted(read_floors())
+    found = subprocess.run([python, "-c", script, *names], capture_output=True, text=True, timeout=60, check=True)
+    installed = {name: Version(v) for name, v in json.loads(found.stdout).items()}
+    assert installed == read_floors(), f"{venv} is not the venv of {FLOORS}: rerun .ci/run"
+    return python
+
+
+def test_the_lowest_allowed_versions_of_every_dependency_pass_the_suite(floors_python, server, tmp_path):
+    # floors_python first: where it skips, no server is started for nothing.
+    ui = find_browser()[0] is not None
+    args = ("--tracking-uri", server.url, *(("--ui", "--screenshots", str(tmp_path / "shots")) if ui else ()))
+    result = run_suite(tmp_path, *args, ui=ui, python=floors_python)
+    result.assert_all_passed()
+    assert f"(client MLflow {read_floors()['mlflow']})" in result.output
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
+def test_the_lowest_allowed_database_drivers_serve_the_whole_suite(floors_python, backend, tmp_path):
+    # The suite starts the server itself, from the floors venv: MLflow 3.17.0's server on
+    # SQLAlchemy through psycopg2-binary or PyMySQL at their floors.
+    with database_or_skip(backend, tmp_path) as db:
+        result = run_suite(
+            tmp_path, "--start-server", "--tracking-uri", f"http://127.0.0.1:{free_port()}",
+            "--server-dir", str(tmp_path / "server"), "--backend-store-uri", db.uri, python=floors_python,
+        )  # fmt: skip
+    result.assert_all_passed()
+    assert result.check("server")["message"] == f"MLflow {read_floors()['mlflow']}"
