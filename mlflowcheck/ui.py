@@ -17,9 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import requests
+
 from mlflowcheck import seed
 from mlflowcheck.diagnosis import (
     CheckFailed,
+    ResponseDeadline,
     Target,
     ask_version,
     auth_from_env,
@@ -30,6 +33,7 @@ from mlflowcheck.diagnosis import (
     server_certificate,
     tls_settings,
 )
+from mlflowcheck.secrets import credentials_allowed, origin
 from mlflowcheck.suite import Suite
 
 
@@ -144,7 +148,8 @@ class BrowserSession:
         from playwright.sync_api import sync_playwright
 
         with self.suite.timeline.phase("browser: Chromium starts"):
-            tls = browser_tls(self.suite.target or target_or_none(self.suite.options.tracking_uri))
+            target = self.suite.target or target_or_none(self.suite.options.tracking_uri)
+            tls = browser_tls(target)
             os.environ.update(tls.driver_env)  # read by Playwright's driver, which starts now
             self.playwright = sync_playwright().start()
             try:
@@ -155,9 +160,10 @@ class BrowserSession:
                 raise CheckFailed(
                     f"Chromium at {browser_path} did not start: {first_line(str(exc))}", INSTALL_TIP, fatal=True
                 ) from None
-            context = self.browser.new_context(
-                viewport={"width": 1400, "height": 1000}, **browser_auth(), **tls.context_options
-            )
+            auth = browser_auth(target)
+            context = self.browser.new_context(viewport={"width": 1400, "height": 1000}, **auth, **tls.context_options)
+            if "extra_http_headers" in auth:
+                scope_headers(context, target, self.playwright.request.new_context())
             context.set_default_timeout(WAIT_MS)
             self.page = context.new_page()
 
@@ -280,15 +286,69 @@ def browse(suite: Suite) -> None:
     suite.note("browser", f"experiment, run, metrics and artifacts pages show the run; screenshots in {shots}")
 
 
-def browser_auth() -> dict:
-    """The client's credentials (diagnosis.auth_from_env), in Playwright's terms."""
+def browser_auth(target: Target | None) -> dict:
+    """The client's credentials (diagnosis.auth_from_env) as the Authorization header Chromium
+    sends, for the target's origin only (secrets.credentials_allowed), as the suite's own
+    requests send them: extra_http_headers, which Chromium sends with every request of the page,
+    to any origin, so ``scope_headers`` takes it off the requests to other origins.
+
+    Basic auth too, sent at once as requests sends it, rather than Playwright's http_credentials:
+    without ``origin`` those answer any origin's 401 challenge; with it, Playwright answers a
+    challenge of another origin with CDP's "Default" action, which leaves the request waiting
+    for a login dialog that never comes (the page's load event never fires; see
+    https://github.com/microsoft/playwright/pull/37169, where this was fixed for BiDi only)."""
+    if target is None or not credentials_allowed(target.url):
+        return {}
     creds = auth_from_env()
     if "auth" in creds:
         user, password = creds["auth"]
-        return {"http_credentials": {"username": user, "password": password}}
+        pair = f"{user}:{password}"
+        try:
+            raw = pair.encode("latin-1")  # as requests encodes it
+        except UnicodeEncodeError:
+            raw = pair.encode("utf-8")
+        return {"extra_http_headers": {"Authorization": f"Basic {base64.b64encode(raw).decode()}"}}
     if "headers" in creds:
         return {"extra_http_headers": creds["headers"]}
     return {}
+
+
+def browser_origin(url: str) -> str:
+    """The origin of ``url`` as the browser writes it in request URLs (no default port)."""
+    at = origin(url) or ""
+    for scheme, port in (("http", 80), ("https", 443)):
+        if at.startswith(f"{scheme}://") and at.endswith(f":{port}"):
+            return at[: -len(f":{port}")]
+    return at
+
+
+def scope_headers(context, target: Target, requests_without_headers) -> None:
+    """Take the extra_http_headers (the credentials) off every request to another origin than
+    the target's: a page, a script or an image of the web app (or of a proxy in front of it)
+    naming another origin must not get them. The route matches only other origins, in
+    Playwright's driver: the web app's own requests are not intercepted and cost nothing more.
+
+    Not the other way round (a route adding the header to the target's requests): the headers
+    a route adds follow a redirect to another origin (Route.continue_'s documentation), whereas
+    Chromium drops the Authorization header of extra_http_headers on a cross-origin redirect."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    others = re.compile(f"^(?!{re.escape(browser_origin(target.url))}/)", re.IGNORECASE)
+
+    def strip(route) -> None:
+        headers = {k: v for k, v in route.request.headers.items() if k.lower() != "authorization"}
+        # Fetched by Playwright, not continued: once a route is set, Playwright answers every 401
+        # challenge for which it has no credentials with CDP's "Default" action, and Chromium
+        # then waits for a login dialog that never comes (the page's load event never fires;
+        # https://github.com/microsoft/playwright/pull/37169 fixed this for BiDi only).
+        # Playwright's own request (a request context without the extra headers: Route.fetch
+        # would add them back) returns the 401. Other origins are rare: this costs nothing.
+        try:
+            route.fulfill(response=requests_without_headers.fetch(route.request, headers=headers, timeout=WAIT_MS))
+        except PlaywrightError:
+            route.abort()
+
+    context.route(others, strip)
 
 
 @dataclass
@@ -403,8 +463,12 @@ class UserPages:
             except PlaywrightError:
                 if time.monotonic() >= end:
                     break
-                # Raises requests.ConnectionError when nothing answers: the plugin says the server died.
-                ask_version(self.suite.target)
+                # It took the request and is slow to answer (ReadTimeout, ResponseDeadline): busy, not
+                # dead (a basic-auth server hashes the password of every request the page makes); the
+                # page's deadline decides. Nothing answers: requests.ConnectionError, the plugin says
+                # the server died.
+                with contextlib.suppress(requests.ReadTimeout, ResponseDeadline):
+                    ask_version(self.suite.target)
         shot = self.shot(f"failed-{what.replace(' ', '-')}")
         raise CheckFailed(
             f"The {what} does not show {text!r} within {WAIT_MS // 1000}s (screenshot: {shot}).", PAGE_TIP

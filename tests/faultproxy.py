@@ -27,7 +27,8 @@ class Fault:
     path: str  # regex searched in the request path
     # "drop": answer 200 {} unforwarded; "status:N"; "corrupt"; "replace:TEXT"; "delay:SECONDS";
     # "serve-dir:ROOT": answer with the file at ROOT joined with the path's first group, decoded,
-    # the way a misconfigured proxy serves a directory by path (no check that it stays inside)
+    # the way a misconfigured proxy serves a directory by path (no check that it stays inside);
+    # "redirect:URL": answer 302 to URL, as a proxy sending the browser to a sign-in page does
     action: str
     body: str = ""  # regex searched in the request body, if given
     payload: bytes | None = None  # with "status:N" or "replace:": the bytes to answer (JSON)
@@ -51,6 +52,7 @@ class FaultProxy:
         self.upstream = upstream.rstrip("/")
         self.faults = faults
         self.hits: list[str] = []
+        self.requests: list[tuple[str, str, dict[str, str]]] = []  # method, path, headers of every request
         self.closing = threading.Event()  # ends "delay" faults early when the proxy stops
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
@@ -82,11 +84,14 @@ class FaultProxy:
             def _any(self):
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else b""
+                proxy.requests.append((self.command, self.path, dict(self.headers.items())))
                 fault = next((f for f in proxy.faults if f.matches(self.command, self.path, body)), None)
                 if fault is not None:
                     proxy.hits.append(f"{self.command} {self.path} -> {fault.action}")
                 if fault is not None and fault.action == "drop":
                     return self._send(200, {"content-type": "application/json"}, b"{}")
+                if fault is not None and fault.action.startswith("redirect:"):
+                    return self._send(302, {"location": fault.action.split(":", 1)[1]}, b"")
                 if fault is not None and fault.action.startswith("serve-dir:"):
                     relative = unquote(re.search(fault.path, self.path).group(1))
                     try:

@@ -63,9 +63,12 @@ class StuckServer(Listener):
 
 class RecordingListener(Listener):
     """Plain HTTP (or TLS with ``certfile``): answers GET /version with an MLflow version, like a
-    server of the other scheme would, and keeps the raw bytes of every request."""
+    server of the other scheme would, and keeps the raw bytes of every request. With
+    ``challenge``, every other request gets a basic-auth challenge (401, WWW-Authenticate), as a
+    site that wants a browser's stored password asks for it."""
 
-    def __init__(self, certfile: Path | None = None, keyfile: Path | None = None):
+    def __init__(self, certfile: Path | None = None, keyfile: Path | None = None, challenge: bool = False):
+        self.challenge = challenge
         self.tls = None
         if certfile is not None:
             self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -92,6 +95,9 @@ class RecordingListener(Listener):
             request_line = data.split(b"\r\n", 1)[0]
             if data[:1].isalpha() and request_line.startswith(b"GET /version "):
                 conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 6\r\n\r\n3.17.2")
+            elif data[:1].isalpha() and self.challenge:
+                conn.sendall(b'HTTP/1.1 401 Unauthorized\r\nwww-authenticate: Basic realm="other"\r\n'
+                             b"content-length: 0\r\nconnection: close\r\n\r\n")  # fmt: skip
             elif data[:1].isalpha():
                 conn.sendall(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
         self.received.append(data)
