@@ -120,6 +120,7 @@ class BrowserSession:
         self.page = None
         self.pages: dict[str, Future] = {}  # the user pages asked for, by name
         self.failed = False  # a page failed: the pages after it are not opened (each waits up to WAIT_MS)
+        self.stale: list[str] = []  # requests lost on connections the server had closed (STALE_CONNECTION)
         self.app_opened = False
         self.playwright = self.browser = None  # set by _launch, in the session's thread
         threading.Thread(target=self._serve, name="browser", daemon=True).start()
@@ -166,6 +167,10 @@ class BrowserSession:
                 scope_headers(context, target, self.playwright.request.new_context())
             context.set_default_timeout(WAIT_MS)
             self.page = context.new_page()
+            if "client_certificates" in tls.context_options:
+                self.page.on(
+                    "requestfailed", lambda r: STALE_CONNECTION in (r.failure or "") and self.stale.append(r.url)
+                )
 
     def wait_launched(self) -> None:
         """Wait until Chromium has started (or failed to: the browser check reports why)."""
@@ -204,7 +209,7 @@ class BrowserSession:
             return None  # Chromium did not start: ``launched`` holds why
         shots = self.suite.options.screenshots or self.suite.tmp / "screenshots"
         shots.mkdir(parents=True, exist_ok=True)
-        pages = UserPages(self.suite, self.page, shots)
+        pages = UserPages(self.suite, self.page, shots, self.stale)
         try:
             with self.suite.timeline.phase(f"browser: {name} page"):
                 return getattr(pages, name)()
@@ -422,6 +427,10 @@ def target_or_none(uri: str) -> Target | None:
         return None  # the uri check says why
 
 
+#: Chromium's error for a request lost on every pooled connection it retried it on (see
+#: UserPages.reload_after_stale_connection).
+STALE_CONNECTION = "net::ERR_TOO_MANY_RETRIES"
+
 #: The page Playwright's client-certificate proxy shows when its TLS connection to the server fails.
 CLIENT_CERT_ERROR = "Playwright client-certificate error"
 
@@ -429,8 +438,9 @@ CLIENT_CERT_ERROR = "Playwright client-certificate error"
 class UserPages:
     """The pages a user opens after a run, and what they look for on each."""
 
-    def __init__(self, suite: Suite, page, shots: Path):
+    def __init__(self, suite: Suite, page, shots: Path, stale: list[str] | None = None):
         self.suite, self.page, self.shots = suite, page, shots
+        self.stale = stale if stale is not None else []
 
     def open(self, url: str, what: str) -> None:
         from playwright.sync_api import Error as PlaywrightError
@@ -463,6 +473,9 @@ class UserPages:
             except PlaywrightError:
                 if time.monotonic() >= end:
                     break
+                if self.stale:
+                    self.reload_after_stale_connection()
+                    continue
                 # It took the request and is slow to answer (ReadTimeout, ResponseDeadline): busy, not
                 # dead (a basic-auth server hashes the password of every request the page makes); the
                 # page's deadline decides. Nothing answers: requests.ConnectionError, the plugin says
@@ -473,6 +486,19 @@ class UserPages:
         raise CheckFailed(
             f"The {what} does not show {text!r} within {WAIT_MS // 1000}s (screenshot: {shot}).", PAGE_TIP
         ) from None
+
+    def reload_after_stale_connection(self) -> None:
+        """Reload the page after a request was lost (the page's deadline still bounds it): a script
+        or style sheet of the web app lost on a connection the server had closed leaves MLflow's
+        "Something went wrong" (a ChunkLoadError).
+
+        With client certificates, Chromium's connections go through Playwright's proxy, which keeps
+        Chromium's side open after the server closes its idle keep-alive connection (uvicorn's
+        --timeout-keep-alive, 5 s by default): Chromium's next requests are sent on those and, retried
+        on the next pooled ones, fail with ERR_TOO_MANY_RETRIES. The reload opens new connections."""
+        self.stale.clear()
+        with self.suite.timeline.phase("browser: reload after a request lost on a closed connection"):
+            self.page.reload(wait_until="domcontentloaded")
 
     def shot(self, name: str, full_page: bool = False) -> Path:
         path = self.shots / f"{self.suite.run_id}-{name}.png"
