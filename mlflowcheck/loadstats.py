@@ -210,7 +210,7 @@ def explain_errors(errors: Counter, messages: list[str]) -> str:
     said = " ".join(messages)
     if "database is locked" in errors or "database is locked" in said:
         return (
-            "SQLite allows one writer at a time: concurrent clients (or another process holding the database) "
+            "SQLite lets one process write at a time: concurrent clients (or another process holding the database) "
             "wait for its lock and then fail. Move the tracking store to PostgreSQL or MySQL for a team, or run "
             "fewer concurrent writers."
         )
