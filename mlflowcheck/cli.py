@@ -162,8 +162,19 @@ def build_parser(prog: str = "test_mlflow_local.py") -> argparse.ArgumentParser:
     p.add_argument("--junitxml", metavar="PATH", help="write JUnit XML results to PATH")
     p.add_argument("--json", metavar="PATH", help="write JSON results to PATH")
     p.add_argument("-v", "--verbose", action="store_true", help="add tracebacks to failures")
-    p.add_argument("--version", action="version", version=version_text(prog))
+    p.add_argument("--version", action=VersionAction, help="show the suite's, MLflow's and Python's versions and exit")
     return p
+
+
+class VersionAction(argparse.Action):
+    """--version, its text made only when asked for: the MLflow version lookup is not start-up work."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        sys.stdout.write(version_text(parser.prog) + "\n")
+        parser.exit()
 
 
 def version_text(prog: str) -> str:
