@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mlflowcheck.server import LocalServer  # noqa: E402
+from mlflowcheck.runtime.server import LocalServer  # noqa: E402
 from tests.databases import throwaway_database  # noqa: E402
 
 SELECT = "uri or network or server or access or versions or experiment or params or run or load"

@@ -44,9 +44,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mlflowcheck.render import timeline_table  # noqa: E402
-from mlflowcheck.server import LocalServer, free_port, process_table, wait_until_ready  # noqa: E402
-from mlflowcheck.ui import find_browser  # noqa: E402
+from mlflowcheck.report.console import timeline_table  # noqa: E402
+from mlflowcheck.runtime.browser import find_browser  # noqa: E402
+from mlflowcheck.runtime.server import LocalServer, free_port, process_table, wait_for_server  # noqa: E402
 from tests.databases import throwaway_database  # noqa: E402
 
 ENTRY = ROOT / "test_mlflow_local.py"
@@ -148,7 +148,7 @@ def cold_seed(work: Path, sample: bool) -> dict:
         )  # fmt: skip
     memory = TreeMemory([server.pid]) if sample else None
     try:
-        wait_until_ready(f"http://127.0.0.1:{port}", 120, process=server, log_path=server_dir / "server.log")
+        wait_for_server(f"http://127.0.0.1:{port}", 120, process=server, log_path=server_dir / "server.log")
         ready = time.perf_counter() - started
         script = subprocess.Popen([sys.executable, str(SEED), f"http://127.0.0.1:{port}"], cwd=work,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlflowcheck.server import LocalServer
+from mlflowcheck.runtime.server import LocalServer
 from tests.databases import BACKENDS, database_or_skip
 from tests.support import ADMIN_PASSWORD, start_server
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mlflowcheck.server import LocalServer, ServerStartError
+from mlflowcheck.runtime.server import LocalServer, ServerStartError
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The admin password of the session's basic-auth server (conftest.auth_server): also the

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import requests
 
-from mlflowcheck.server import LocalServer, free_port
+from mlflowcheck.runtime.server import LocalServer, free_port
 from tests.support import start_server
 
 AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}

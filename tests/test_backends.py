@@ -7,7 +7,7 @@ never go green by skipping a backend.
 
 from __future__ import annotations
 
-from mlflowcheck.server import free_port
+from mlflowcheck.runtime.server import free_port
 from tests.support import run_suite
 
 

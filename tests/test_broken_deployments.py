@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from mlflowcheck.server import free_port
+from mlflowcheck.runtime.server import free_port
 from tests.faultproxy import Fault, FaultProxy
 from tests.support import run_suite
 

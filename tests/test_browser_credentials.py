@@ -10,7 +10,7 @@ import base64
 import pytest
 import requests
 
-from mlflowcheck.ui import find_browser
+from mlflowcheck.runtime.browser import find_browser
 from tests.faultproxy import Fault, FaultProxy
 from tests.listener import RecordingListener
 from tests.support import ADMIN_PASSWORD, run_suite

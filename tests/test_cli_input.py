@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from mlflowcheck.diagnosis import DEFAULT_TRACKING_URI
-from mlflowcheck.secrets import split_credentials
+from mlflowcheck.core.secrets import split_credentials
+from mlflowcheck.core.target import DEFAULT_TRACKING_URI
 from tests.support import ENTRY, ROOT
 
 # argv cannot carry NUL or lone surrogates; everything else is fair game.

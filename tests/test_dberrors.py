@@ -13,9 +13,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.engine import make_url
 
-from mlflowcheck.dberrors import explain_database_error
-from mlflowcheck.diagnosis import explain, known_server_error
-from mlflowcheck.server import free_port
+from mlflowcheck.explain.databases import explain_database_error
+from mlflowcheck.explain.errors import explain, known_server_error
+from mlflowcheck.runtime.server import free_port
 from tests.databases import database_or_skip, postgres_role
 from tests.support import run_suite
 from tests.test_broken_deployments import assert_fails

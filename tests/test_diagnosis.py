@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mlflowcheck.server import free_port
-from mlflowcheck.ui import find_browser
+from mlflowcheck.runtime.browser import find_browser
+from mlflowcheck.runtime.server import free_port
 from tests.faultproxy import Fault
 from tests.support import ADMIN_PASSWORD, run_suite
 from tests.test_broken_deployments import assert_fails, run_through_proxy

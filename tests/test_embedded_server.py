@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from mlflowcheck.cli import build_parser, resolve_tracking_uri, wants_local_server
-from mlflowcheck.diagnosis import parse_target
-from mlflowcheck.server import LocalServer, free_port, group_members, is_listening
-from mlflowcheck.ui import find_browser
+from mlflowcheck.cli import build_parser
+from mlflowcheck.core.target import parse_target, resolve_tracking_uri
+from mlflowcheck.engine.run import wants_local_server
+from mlflowcheck.runtime.browser import find_browser
+from mlflowcheck.runtime.server import LocalServer, free_port, group_members, is_listening
 from tests.support import ENTRY, processes_started_under, run_suite
 
 

@@ -10,8 +10,9 @@ import subprocess
 import sys
 from collections import Counter
 
-from mlflowcheck.loadstats import Sent, compare_points, error_kind, explain_errors, figures, percentile
-from mlflowcheck.server import free_port
+from mlflowcheck.core.loadstats import Sent, compare_points, figures, percentile
+from mlflowcheck.explain.load import error_kind, explain_errors
+from mlflowcheck.runtime.server import free_port
 from tests.faultproxy import Fault
 from tests.support import ENTRY, run_suite
 from tests.test_broken_deployments import assert_fails, run_through_proxy

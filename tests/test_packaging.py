@@ -16,8 +16,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from mlflowcheck.server import free_port
-from mlflowcheck.ui import find_browser
+from mlflowcheck.runtime.browser import find_browser
+from mlflowcheck.runtime.server import free_port
 from tests.databases import database_or_skip
 from tests.support import ROOT, run_suite
 

@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from mlflowcheck import advisories, posture
-from mlflowcheck.security import Answer, CrossOrigin, Exposure
-from mlflowcheck.server import free_port
+from mlflowcheck.core.observations import Answer, CrossOrigin, Exposure
+from mlflowcheck.explain import advisories, posture
+from mlflowcheck.runtime.server import free_port
 from tests.faultproxy import Fault
 from tests.support import ADMIN_PASSWORD, run_suite
 from tests.test_broken_deployments import assert_fails, run_through_proxy

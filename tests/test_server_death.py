@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from mlflowcheck.ui import find_browser
+from mlflowcheck.runtime.browser import find_browser
 from tests.faultproxy import Fault, FaultProxy
 from tests.support import ENTRY
 

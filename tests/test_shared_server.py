@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from mlflowcheck import seed
-from mlflowcheck.diagnosis import ResponseDeadline, http
-from mlflowcheck.server import free_port
-from mlflowcheck.ui import find_browser
+from mlflowcheck.core import seed
+from mlflowcheck.net.http import ResponseDeadline, http
+from mlflowcheck.runtime.browser import find_browser
+from mlflowcheck.runtime.server import free_port
 from tests.databases import database_or_skip
 from tests.faultproxy import Fault
 from tests.listener import RecordingListener, StuckServer

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from mlflowcheck import seed
+from mlflowcheck.core import seed
 from tests.support import ALL_CHECKS, run_suite
 
 

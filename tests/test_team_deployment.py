@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mlflowcheck.ui import find_browser
+from mlflowcheck.runtime.browser import find_browser
 from tests.databases import database_or_skip
 from tests.faultproxy import Fault, FaultProxy
 from tests.support import ADMIN_PASSWORD, run_suite, start_server

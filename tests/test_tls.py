@@ -12,8 +12,13 @@ from unittest.mock import patch
 
 import pytest
 
-from mlflowcheck import diagnosis
-from mlflowcheck.ui import BROWSER_ARGS, CLIENT_CERT_ERROR, browser_tls, find_browser
+from mlflowcheck.core.errors import CheckFailed
+from mlflowcheck.core.target import parse_target
+from mlflowcheck.net.http import tls_from_env
+from mlflowcheck.probes.layers import handshake
+from mlflowcheck.probes.ui import CLIENT_CERT_ERROR
+from mlflowcheck.runtime.browser import BROWSER_ARGS, find_browser
+from mlflowcheck.runtime.browser_access import browser_tls
 from tests.support import run_suite, start_server
 from tests.test_broken_deployments import assert_fails
 
@@ -171,7 +176,7 @@ def open_in_browser(browser_path: str, url: str) -> tuple[str, str]:
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
-    tls = browser_tls(diagnosis.parse_target(url))
+    tls = browser_tls(parse_target(url))
     with patch.dict(os.environ, tls.driver_env), sync_playwright() as pw:  # the driver reads it as it starts
         browser = pw.chromium.launch(executable_path=browser_path, args=BROWSER_ARGS + tls.args, timeout=20_000)
         try:
@@ -235,13 +240,13 @@ def test_the_tls_environment_becomes_the_requests_arguments_mlflows_client_uses(
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    assert diagnosis.tls_from_env() == kwargs
+    assert tls_from_env() == kwargs
 
 
 def test_insecure_tls_with_a_ca_bundle_is_refused_as_mlflows_client_refuses_it(monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_INSECURE_TLS", "true")
     monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", "/ca.pem")
-    with pytest.raises(diagnosis.CheckFailed, match="only one of these environment variables may be set") as info:
-        diagnosis.check_tls(diagnosis.parse_target("https://127.0.0.1:1"))
+    with pytest.raises(CheckFailed, match="only one of these environment variables may be set") as info:
+        handshake(parse_target("https://127.0.0.1:1"))
     assert info.value.fatal
     assert "unset MLFLOW_TRACKING_INSECURE_TLS" in info.value.tip

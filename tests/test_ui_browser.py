@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from mlflowcheck.ui import find_browser
+from mlflowcheck.runtime.browser import find_browser
 from tests.faultproxy import Fault
 from tests.support import run_suite
 from tests.test_broken_deployments import assert_fails, run_through_proxy

@@ -11,12 +11,16 @@ import requests
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from mlflowcheck import render
-from mlflowcheck.cleanup import gc_command
-from mlflowcheck.diagnosis import CheckFailed, explain, parse_target, reverse_proxy
-from mlflowcheck.models import digest_differences
-from mlflowcheck.secrets import Credentials, mask_query, redact_backend_uri, scrub, split_credentials
-from mlflowcheck.suite import Options, Suite
+from mlflowcheck.core.errors import CheckFailed
+from mlflowcheck.core.options import Options
+from mlflowcheck.core.secrets import Credentials, mask_query, redact_backend_uri, scrub, split_credentials
+from mlflowcheck.core.target import parse_target
+from mlflowcheck.explain.deployment import reverse_proxy
+from mlflowcheck.explain.errors import explain
+from mlflowcheck.probes.cleanup import gc_command
+from mlflowcheck.probes.models import digest_differences
+from mlflowcheck.report import console as render
+from mlflowcheck.runtime.session import Session
 
 # --- credentials in the tracking URI ---------------------------------------------------------
 
@@ -214,7 +218,7 @@ def test_digest_differences_name_every_file_with_both_hashes():
 
 
 def test_gc_command_names_the_runs_experiment_and_hides_the_database_password():
-    suite = Suite(Options("http://h:1", backend_store_uri=redact_backend_uri("postgresql://u:pw-x@db/m")))
+    suite = Session(Options("http://h:1", backend_store_uri=redact_backend_uri("postgresql://u:pw-x@db/m")))
     suite.experiment_id = "7"
     assert gc_command(suite) == "mlflow gc --backend-store-uri postgresql://u:***@db/m --experiment-ids 7"
     suite.tmp.rmdir()
@@ -224,7 +228,7 @@ def test_gc_command_names_the_runs_experiment_and_hides_the_database_password():
 
 
 def test_the_timeline_starts_when_the_process_started_and_orders_phases_by_start():
-    from mlflowcheck.timeline import Timeline, process_start
+    from mlflowcheck.core.timeline import Timeline, process_start
 
     # This process started before the test ran, and not long before (pytest's start-up).
     assert time.time() - 600 < process_start() < time.time()
@@ -241,9 +245,9 @@ def test_the_timeline_starts_when_the_process_started_and_orders_phases_by_start
 
 
 def test_timeline_lines_draw_overlapping_phases_as_overlapping_bars():
-    from mlflowcheck.timeline import Timeline
+    from mlflowcheck.core.timeline import Timeline
 
-    suite = Suite(Options("http://h:1"), timeline=Timeline(zero=0.0))
+    suite = Session(Options("http://h:1"), timeline=Timeline(zero=0.0))
     suite.timeline.add("model worker: imports", 0.0, 5.0)
     suite.timeline.add("server starts", 0.0, 10.0)
     suite.timeline.add("check model", 5.0, 10.0)
@@ -263,7 +267,7 @@ def test_group_members_are_the_processes_of_one_process_group(tmp_path):
     import subprocess
     import sys
 
-    from mlflowcheck.server import group_members
+    from mlflowcheck.runtime.server import group_members
 
     leader = subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time;"
                                "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"

@@ -1,0 +1,185 @@
+"""The load probe's arithmetic (pure): what was lost, duplicated or altered; latency
+percentiles per endpoint; figures per second; and what the errors mean."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+Point = tuple[int, float, int]  # (step, value, timestamp) of one metric point
+
+
+@dataclass
+class Sent:
+    """What one load worker sent and had acknowledged, and how each request went."""
+
+    run_id: str = ""
+    metrics: dict[str, list[Point]] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    artifacts: dict[str, str] = field(default_factory=dict)  # path -> sha256
+    requests: list[tuple[str, float, float, int]] = field(default_factory=list)  # (endpoint, start, end, points)
+    errors: list[tuple[str, str, float]] = field(default_factory=list)  # (endpoint, kind, when)
+    error_messages: list[str] = field(default_factory=list)  # a few of the errors' texts, for the explanation
+
+    @property
+    def points(self) -> int:
+        return sum(len(v) for v in self.metrics.values())
+
+
+@dataclass
+class Loss:
+    lost: int = 0
+    duplicated: int = 0
+    altered: int = 0
+    examples: list[str] = field(default_factory=list)
+
+    def add(self, other: Loss) -> None:
+        self.lost += other.lost
+        self.duplicated += other.duplicated
+        self.altered += other.altered
+        self.examples += other.examples[: max(0, 5 - len(self.examples))]
+
+    @property
+    def total(self) -> int:
+        return self.lost + self.duplicated + self.altered
+
+
+def compare_points(key: str, sent: list[Point], got: list[Point]) -> Loss:
+    """Points read back against points sent: by (step, timestamp), a point is lost (not there),
+    duplicated (there twice) or altered (there with another value)."""
+    loss = Loss()
+    want = Counter(sent)
+    have = Counter(got)
+    for point, count in have.items():
+        extra = count - want.get(point, 0)
+        if point in want and extra > 0:
+            loss.duplicated += extra
+            loss.examples.append(f"{key} step {point[0]} stored {count} times")
+    sent_at = {(s, t): v for s, v, t in sent}
+    for (step, value, ts), count in have.items():
+        if (step, value, ts) not in want:
+            if (step, ts) in sent_at:
+                loss.altered += count
+                loss.examples.append(f"{key} step {step}: sent {sent_at[(step, ts)]!r}, read back {value!r}")
+            else:
+                loss.duplicated += count  # a point nobody sent: counted with the extras
+                loss.examples.append(f"{key} step {step}: {value!r} read back, never sent")
+    altered_keys = {(s, t) for s, v, t in have if (s, v, t) not in want and (s, t) in sent_at}
+    for point, count in want.items():
+        missing = count - have.get(point, 0)
+        if missing > 0 and (point[0], point[2]) not in altered_keys:
+            loss.lost += missing
+            loss.examples.append(f"{key} step {point[0]} ({point[1]!r}) lost")
+    return loss
+
+
+def compare_values(what: str, sent: dict[str, str], got: dict[str, str]) -> Loss:
+    loss = Loss()
+    for key, value in sent.items():
+        if key not in got:
+            loss.lost += 1
+            loss.examples.append(f"{what} {key!r} lost")
+        elif got[key] != value:
+            loss.altered += 1
+            loss.examples.append(f"{what} {key!r}: sent {value!r}, read back {got[key]!r}")
+    return loss
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100), nearest-rank; 0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+@dataclass
+class Figures:
+    seconds: float
+    clients: int
+    points: int
+    requests: int
+    errors: Counter
+    latency_ms: dict[str, dict[str, float]]  # endpoint -> p50/p95/p99 (and count)
+    per_second: list[dict[str, float]]  # second -> points_per_s, requests, p50_ms, p95_ms, errors
+    loss: Loss
+    messages: list[str] = field(default_factory=list)  # a few of the errors' own words
+
+    @property
+    def points_per_s(self) -> float:
+        return self.points / self.seconds if self.seconds else 0.0
+
+    @property
+    def requests_per_s(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def p95_ms(self) -> float:
+        return max((v["p95"] for v in self.latency_ms.values()), default=0.0)
+
+    def as_dict(self) -> dict:
+        return {
+            "clients": self.clients,
+            "seconds": round(self.seconds, 2),
+            "points": self.points,
+            "requests": self.requests,
+            "points_per_s": round(self.points_per_s, 1),
+            "requests_per_s": round(self.requests_per_s, 1),
+            "latency_ms": self.latency_ms,
+            "errors": dict(self.errors),
+            "lost": self.loss.lost,
+            "duplicated": self.loss.duplicated,
+            "altered": self.loss.altered,
+        }
+
+
+def figures(sent: list[Sent], started: float, seconds: float, loss: Loss) -> Figures:
+    by_endpoint: dict[str, list[float]] = {}
+    for s in sent:
+        for endpoint, start, end, _ in s.requests:
+            by_endpoint.setdefault(endpoint, []).append((end - start) * 1000)
+    latency = {
+        endpoint: {
+            "count": len(values),
+            "p50": round(percentile(values, 50), 1),
+            "p95": round(percentile(values, 95), 1),
+            "p99": round(percentile(values, 99), 1),
+        }
+        for endpoint, values in sorted(by_endpoint.items())
+    }
+    errors = Counter(kind for s in sent for _, kind, _ in s.errors)
+    per_second: dict[int, dict] = {}
+    for s in sent:
+        for _, start, end, points in s.requests:
+            if end < started:  # the runs' creation, before the clock started
+                continue
+            bucket = per_second.setdefault(int(end - started), {"latencies": [], "points": 0, "errors": 0})
+            bucket["latencies"].append((end - start) * 1000)
+            bucket["points"] += points
+        for _, _, when in s.errors:
+            per_second.setdefault(int(when - started), {"latencies": [], "points": 0.0, "errors": 0})["errors"] += 1
+    rows = [
+        {
+            "second": second,
+            "points_per_s": round(b["points"], 1),
+            "requests_per_s": len(b["latencies"]),
+            "p50_ms": round(percentile(b["latencies"], 50), 1),
+            "p95_ms": round(percentile(b["latencies"], 95), 1),
+            "errors": b["errors"],
+        }
+        for second, b in sorted(per_second.items())
+        if second < max(1, int(seconds))  # whole seconds only: the last partial one would chart a false drop
+    ]
+    return Figures(
+        seconds=seconds,
+        clients=len(sent),
+        points=sum(s.points for s in sent),
+        requests=sum(len(s.requests) for s in sent),
+        errors=errors,
+        latency_ms=latency,
+        per_second=rows,
+        loss=loss,
+        messages=[m for s in sent for m in s.error_messages][:5],
+    )

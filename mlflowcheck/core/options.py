@@ -1,0 +1,33 @@
+"""The run's options, fixed once the command line is read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    pass
+
+
+@dataclass
+class Options:
+    tracking_uri: str
+    model_format: str | None = None  # None: MLflow's default (skops on 3.17)
+    registered_model: str = "mlflow-local-test-model"
+    alias: str | None = None  # None: an alias of this run's own, check-<run id>
+    verbose: bool = False
+    server_log: Path | None = None  # the log of a server this suite started, for messages
+    ui: bool | None = None  # the browser check: True required, False off, None when a browser is found
+    screenshots: Path | None = None  # where the browser check saves its screenshots
+    timeout: float | None = None  # --timeout: bounds the whole run, in seconds
+    server_started_by_suite: bool = False  # the verdict is about a server this suite started
+    cleanup: bool = False  # --cleanup: delete what this run created, after the checks
+    restart: bool = False  # --restart: restart the server this suite started, then read everything back
+    upload_size: int = 4 * 2**20  # --upload-size: the large artifact (above nginx's default 1 MB body limit)
+    load_clients: int | None = None  # --load: concurrent client processes of the load probe
+    load_seconds: float = 20.0  # --load-seconds
+    load_p95_ms: float | None = None  # --load-p95-ms: the p95 latency the load probe must stay under
+    security: bool = False  # --security: the read-only security probes
+    security_write: bool = False  # --security-write: also the write probes, on this run's own objects
+    backend_store_uri: str | None = None  # of a server this suite started, password hidden (for `mlflow gc`)

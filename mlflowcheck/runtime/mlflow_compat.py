@@ -1,0 +1,134 @@
+"""Every use of MLflow's private APIs, in one place, each with a canary test
+(tests/unit/test_mlflow_compat.py) that fails when MLflow changes it; and the process-wide
+settings of MLflow's client (retries, no IPython, error bodies kept)."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.abc
+import importlib.metadata
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+
+def default_format() -> str:
+    from mlflow.sklearn import _get_default_serialization_format
+
+    return _get_default_serialization_format()
+
+
+def installed_packages() -> dict[str, list[str]] | None:
+    """MLflow's map of importable modules to the installed distributions, made here for the
+    model worker (``map_installed_packages``).
+
+    Saving a model compares its requirements with the installed packages, and MLflow first
+    maps every installed distribution's files to modules (half a second), once per process.
+    The main process has time to spare while the worker imports scikit-learn and skops, the
+    run's longest chain: it makes the map and hands it over with the job. Private to MLflow
+    (mlflow.utils.requirements_utils, the same from 3.1.4 to 3.17); where it differs, None,
+    and the worker's MLflow makes the map itself.
+    """
+    try:
+        from mlflow.utils import requirements_utils
+
+        requirements_utils._init_modules_to_packages_map()
+        packages = requirements_utils._MODULES_TO_PACKAGES
+    except Exception:
+        return None
+    return packages if isinstance(packages, dict) else None
+
+
+def map_installed_packages(given: dict[str, list[str]] | None = None) -> None:
+    """In the worker: MLflow's map of the installed packages, taken from ``given`` (the main
+    process's, see ``installed_packages``) or else made here."""
+    with contextlib.suppress(Exception):
+        from mlflow.utils import requirements_utils
+
+        if given and requirements_utils._MODULES_TO_PACKAGES is None:
+            requirements_utils._MODULES_TO_PACKAGES = given
+        requirements_utils._init_packages_to_modules_map()  # (and its reverse)
+
+
+@contextlib.contextmanager
+def recording_model_uploads(digests: Callable[[Path], dict[str, str]]) -> Iterator[dict[str, dict[str, str]]]:
+    """While active, each model directory MLflow's ``log_model`` uploads is hashed (``digests``)
+    just before the upload: model id -> {file: sha256}. That is the model the suite saved itself, and
+    the only model it will load (see ``verified_download``)."""
+    from mlflow.tracking.client import MlflowClient
+
+    original = MlflowClient.log_model_artifacts
+    recorded: dict[str, dict[str, str]] = {}
+
+    def log_model_artifacts(self, model_id, local_dir, *args, **kwargs):
+        recorded[model_id] = digests(Path(local_dir))
+        return original(self, model_id, local_dir, *args, **kwargs)
+
+    MlflowClient.log_model_artifacts = log_model_artifacts
+    try:
+        yield recorded
+    finally:
+        MlflowClient.log_model_artifacts = original
+
+
+class _NoIPython(importlib.abc.MetaPathFinder):
+    """Makes ``import IPython`` fail as if it were not installed."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "IPython" or name.startswith("IPython."):
+            raise ModuleNotFoundError(f"No module named {name!r} (not in the suite's processes)", name=name)
+        return None
+
+
+def without_ipython() -> None:
+    """Run this process's MLflow client as where IPython is not installed.
+
+    On every request MLflow asks whether it runs in a Databricks notebook, and the first time
+    it imports IPython for that: 0.4 s where IPython is installed (mlflow.utils.databricks_utils
+    ._get_dbutils). The suite's processes are never notebooks, and MLflow runs without IPython.
+    Left alone where IPython is already imported (the suite called from a notebook).
+    """
+    if "IPython" not in sys.modules and not any(isinstance(f, _NoIPython) for f in sys.meta_path):
+        sys.meta_path.insert(0, _NoIPython())
+
+
+def keep_server_error_bodies() -> None:
+    """Make MLflow's client return 5xx answers after its retries, so we can show their body.
+
+    By default the client raises "too many 500 error responses" and drops what the server
+    said (e.g. https://github.com/mlflow/mlflow/issues/15455); with raise_on_status off, the client's
+    own response check raises an error that carries the server's message.
+    """
+    from mlflow.utils import rest_utils
+
+    original = getattr(rest_utils, "_get_http_response_with_retries", None)
+    if original is None or getattr(original, "keeps_error_bodies", False):
+        return
+
+    def get_with_retries(
+        method, url, max_retries, backoff_factor, backoff_jitter, retry_codes, raise_on_status=True, *args, **kwargs
+    ):
+        return original(method, url, max_retries, backoff_factor, backoff_jitter, retry_codes, False, *args, **kwargs)
+
+    get_with_retries.keeps_error_bodies = True
+    rest_utils._get_http_response_with_retries = get_with_retries
+
+
+def configure_client() -> None:
+    """This process's MLflow client, set up once before the checks (and in the model worker).
+
+    The first contact (the layer checks) already proved the server answers; from here a
+    failing request gets two quick retries, not MLflow's default of minutes, with short
+    backoffs: a dead server must get its verdict within seconds (engine.plugin: server_fate).
+    """
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+    without_ipython()
+    keep_server_error_bodies()
