@@ -15,6 +15,7 @@ from pathlib import Path
 from mlflowcheck.core.errors import EXIT_NO_RUN, CheckFailed
 from mlflowcheck.core.options import Options
 from mlflowcheck.core.target import DEFAULT_TRACKING_URI
+from mlflowcheck.engine.registry import CHECKS
 from mlflowcheck.engine.run import run
 from mlflowcheck.report.console import error
 
@@ -33,7 +34,8 @@ def build_parser(prog: str = "test_mlflow_local.py") -> argparse.ArgumentParser:
         prog=prog,
         description="Prove an MLflow tracking deployment works end to end: log the seed's run "
         "through the server and read every item back.",
-        epilog="Exit codes: 0 every check passed, 1 a check failed, 2 the suite could not run.",
+        epilog="Exit codes: 0 every check passed, 1 a check failed, 2 the suite could not run.\n\n" + checks_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # keeps the list of checks one per line
     )
     p.add_argument(
         "--tracking-uri",
@@ -152,6 +154,15 @@ def build_parser(prog: str = "test_mlflow_local.py") -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="add tracebacks to failures")
     p.add_argument("--version", action=VersionAction, help="show the suite's, MLflow's and Python's versions and exit")
     return p
+
+
+def checks_help() -> str:
+    """The checks, one line each, from the registry (docs/checks.md has them in full)."""
+    lines = ["Checks, in the order they run (-k selects by name; docs/checks.md):"]
+    for check in CHECKS:
+        only = f"[{check.flag}] " if check.opt_in else ""
+        lines.append(f"  {check.name:<13} {only}{check.summary}")
+    return "\n".join(lines)
 
 
 class VersionAction(argparse.Action):

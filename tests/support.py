@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from mlflowcheck.engine.registry import DEFAULT
 from mlflowcheck.runtime.server import LocalServer, ServerStartError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,10 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #: canary of the secret-leak tests, with the characters that break naive redaction.
 ADMIN_PASSWORD = f"Cn4ry@pw/{uuid.uuid4().hex[:10]}"
 ENTRY = ROOT / "test_mlflow_local.py"
-ALL_CHECKS = [
-    "uri", "network", "server", "access", "versions", "ui", "experiment", "params", "metrics",
-    "dataset", "artifact", "big_artifact", "search", "model", "run", "registry", "browser", "final_report",
-]  # fmt: skip
+#: The checks a run without opt-in options runs, in order: the registry's.
+ALL_CHECKS = list(DEFAULT)
 
 
 @dataclass

@@ -1,14 +1,13 @@
-"""The suite's checks, in the order they run: pytest collects the ``check_*`` functions.
+"""The code of the suite's checks: ``check_<name>`` for each check of the registry
+(engine/registry.py), which holds their order, prerequisites and options; pytest collects
+these functions and the plugin runs them in the registry's order.
 
-The first five walk down the layers of a deployment (URI, network, is it MLflow, versions,
-access); after them the seed's run is logged piece by piece, each piece read back through
-the server. ``needs`` names the checks that must have passed first; otherwise the check is
-reported as skipped with the reason.
+The first five walk down the layers of a deployment (URI, network, is it MLflow, access,
+versions); after them the seed's run is logged piece by piece, each piece read back through
+the server. Each body is short: the work is the probes' (mlflowcheck/probes).
 """
 
 from __future__ import annotations
-
-import pytest
 
 from mlflowcheck.core.errors import CheckFailed
 from mlflowcheck.core.target import parse_target
@@ -29,27 +28,22 @@ from mlflowcheck.probes.security import (
 )
 from mlflowcheck.probes.ui import browse, served, start_pages_without_model
 
-needs = pytest.mark.needs
-
 
 def check_uri(suite):
     suite.target = parse_target(suite.options.tracking_uri)
     suite.note("uri", suite.target.note or suite.target.url)
 
 
-@needs("uri")
 def check_network(suite):
     reach(suite.target)
     suite.note("network", f"{suite.target.host}:{suite.target.port} accepts connections")
 
 
-@needs("network")
 def check_server(suite):
     suite.server_version = identify(suite.target)
     suite.note("server", f"MLflow {suite.server_version}" if suite.server_version else "protected; version after login")
 
 
-@needs("server")
 def check_access(suite):
     access(suite.target)
     suite.note("access", "the REST API answers JSON" + (" (with credentials)" if auth_from_env() else ""))
@@ -57,7 +51,6 @@ def check_access(suite):
         suite.server_version = identify(suite.target)
 
 
-@needs("access")
 def check_versions(suite):
     suite.note(
         "versions",
@@ -72,34 +65,27 @@ def check_versions(suite):
     suite.connect()
 
 
-# Early: the browser (started with the server) loads the web app while the tracking checks run.
-@needs("server")
 def check_ui(suite):
     served(suite)
 
 
-@needs("versions")
 def check_experiment(suite):
     tracking.experiment(suite)
 
 
-@needs("experiment")
 def check_params(suite):
     tracking.start_run(suite)
     tracking.params(suite)
 
 
-@needs("params")
 def check_metrics(suite):
     tracking.metrics(suite)
 
 
-@needs("params")
 def check_dataset(suite):
     tracking.dataset(suite)
 
 
-@needs("params")
 def check_artifact(suite):
     artifacts.report(suite)
     # The run, its params and metrics are logged: the browser checks the experiment's page (the
@@ -107,51 +93,38 @@ def check_artifact(suite):
     start_pages_without_model(suite)
 
 
-@needs("artifact")
 def check_big_artifact(suite):
     artifacts.big_artifact(suite)
 
 
-# Checks that need no model run here, while the model worker finishes its imports.
-@needs("metrics")
 def check_search(suite):
     tracking.search(suite)
 
 
-@needs("dataset", "artifact")
 def check_model(suite):
     worker_check(suite, "model")
 
 
-@needs("params")
 def check_run(suite):
     tracking.finish_run(suite)
 
 
-@needs("model")
 def check_registry(suite):
     worker_check(suite, "registry")
 
 
-# Only with --load: after the model checks (their worker would take CPU from the probe), before the
-# browser check (so its screenshot of the run's charts shows the probe's figures).
-@needs("experiment", "run")
 def check_load(suite):
     load.check(suite, suite.progress)
 
 
-@needs("ui", "run")
 def check_browser(suite):
     browse(suite)
 
 
-@needs("artifact", "run")
 def check_final_report(suite):
     artifacts.report(suite, final=True)
 
 
-# Only with --restart, for a server this suite started: is what it acknowledged durable?
-@needs("run")
 def check_restart(suite):
     restart.restart_and_read_back(suite)
 
@@ -166,46 +139,37 @@ def verdict(suite, name: str, finding: posture.Finding) -> None:
         suite.note(name, finding.message)
 
 
-@needs("server")
 def check_exposure(suite):
     suite.exposure = probe_exposure(suite.target)
     verdict(suite, "exposure", posture.exposure(suite.exposure))
 
 
-@needs("server")
 def check_hosts(suite):
     verdict(suite, "hosts", posture.host_protection(probe_host_header(suite.target)))
 
 
-@needs("server")
 def check_cors(suite):
     requires_credentials = suite.exposure is not None and suite.exposure.answer.status in (401, 403)
     verdict(suite, "cors", posture.cross_origin(probe_cross_origin(suite.target), requires_credentials))
 
 
-@needs("server")
 def check_traversal(suite):
     answers = probe_traversal(suite.target, suite.run_id, suite.experiment_id)
     verdict(suite, "traversal", posture.traversal(answers))
 
 
-@needs("server")
 def check_headers(suite):
     verdict(suite, "headers", posture.security_headers(probe_headers(suite.target)))
 
 
-@needs("access")
 def check_advisories(suite):
     verdict(suite, "advisories", posture.known_advisories(suite.server_version))
 
 
-@needs("exposure", "run")
 def check_writes(suite):
     answer = probe_anonymous_write(suite.target, suite.run_id)
     verdict(suite, "writes", posture.anonymous_write(answer, suite.exposure.loopback))
 
 
-# Only with --cleanup (the plugin deselects it otherwise); no prerequisites: whatever this
-# run created before a failure is deleted too.
 def check_cleanup(suite):
     cleanup.cleanup(suite)

@@ -17,6 +17,7 @@ import pytest
 from mlflowcheck.core.errors import CheckFailed
 from mlflowcheck.core.state import CheckResult
 from mlflowcheck.engine.handles import start_chromium, start_model_worker
+from mlflowcheck.engine.registry import BY_NAME, IN_WORKER, order
 from mlflowcheck.explain.errors import known_server_error
 from mlflowcheck.net.liveness import connection_lost, server_fate
 from mlflowcheck.probes.layers import diagnose
@@ -24,17 +25,6 @@ from mlflowcheck.report.console import check_line, printable, progress_line
 from mlflowcheck.report.files import properties
 from mlflowcheck.runtime.server import log_errors, log_size, tail
 from mlflowcheck.runtime.session import Session
-
-#: Checks that run in the model worker: it is started only when one of them is selected.
-WORKER_CHECKS = {"model", "registry"}
-#: Checks that run only when asked for (their option), not by default.
-OPT_IN = {
-    "cleanup": "cleanup",
-    "load": "load_clients",
-    "restart": "restart",
-    **dict.fromkeys(["exposure", "hosts", "cors", "traversal", "headers", "advisories"], "security"),
-    "writes": "security_write",
-}
 
 
 def check_name(item_or_report) -> str:
@@ -80,23 +70,26 @@ class SuitePlugin:
             record_testsuite_property(name, printable(value))
 
     def pytest_collection_modifyitems(self, config, items):
-        off = [i for i in items if OPT_IN.get(check_name(i)) and not getattr(self.suite.options, OPT_IN[check_name(i)])]
+        # The run's order is the registry's; a check asked for by no option is left out.
+        items.sort(key=lambda item: order(check_name(item)))
+        off = [i for i in items if not self.wanted(check_name(i))]
         if off:
             config.hook.pytest_deselected(items=off)
             items[:] = [i for i in items if i not in off]
+
+    def wanted(self, name: str) -> bool:
+        check = BY_NAME.get(name)
+        return check is None or not check.opt_in or bool(getattr(self.suite.options, check.option))
 
     def pytest_collection_finish(self, session):
         # With -k the model checks and the browser check may not be selected: start the worker
         # and Chromium only if they are (without -k the command line started both before pytest,
         # to overlap their start with the server's and the first checks).
         selected = {check_name(i) for i in session.items}
-        if WORKER_CHECKS & selected and self.suite.model_worker is None:
+        if IN_WORKER & selected and self.suite.model_worker is None:
             self.suite.model_worker = start_model_worker(self.suite)
         if "browser" in selected and self.suite.browser is None:
             self.suite.browser = start_chromium(self.suite)
-
-    def pytest_configure(self, config):
-        config.addinivalue_line("markers", "needs(*checks): checks that must pass before this one")
 
     def pytest_runtest_setup(self, item):
         self.current = check_name(item)
@@ -105,8 +98,8 @@ class SuitePlugin:
             pytest.skip(self.suite.expiry)
         if self.suite.server_down:  # at once: no check waits on a dead address
             pytest.skip(self.suite.server_down)
-        marker = item.get_closest_marker("needs")
-        for dep in marker.args if marker else ():
+        check = BY_NAME.get(check_name(item))
+        for dep in check.needs if check else ():
             status = self.suite.outcome(dep)
             if status != "passed":
                 why = "was not selected" if status is None else ("failed" if status == "failed" else "was skipped")

@@ -1,0 +1,111 @@
+"""The one list of the suite's checks, in the order they run.
+
+Each check is declared here once: its name, the feature group it belongs to, the checks that
+must pass before it, whether it runs only when asked for (and by which option), whether it
+runs in the model worker, the oldest MLflow server with the API it uses, and one line on what
+it proves. The check's code is ``check_<name>`` in engine/checks.py. The plugin's order and
+lists, the tests' list, ``--help``'s list and the docs (docs/checks.md, the README's table:
+``python -m mlflowcheck.engine.docs``) all come from here; tests/unit/test_docs.py fails when
+they drift.
+
+This module is data only: the command line reads it before any heavy import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: The feature groups, in the order the docs list them: what each says about a deployment.
+GROUPS = {
+    "server": "the layers before any data moves: the address, the network, MLflow, access, versions",
+    "tracking": "the tracking store: experiments, runs, params, metrics, datasets, search",
+    "artifacts": "the artifact store, through the server",
+    "models": "logged models: saved, stored, loaded back with the same predictions",
+    "registry": "the model registry: versions and aliases",
+    "ui": "the web app, and the run as a user sees it in a real browser",
+    "load": "many clients at once: nothing lost, duplicated or altered",
+    "durability": "what was acknowledged survives a restart of the server",
+    "security": "the server's security posture, probed read-only",
+    "cleanup": "deleting what the run created, and nothing else",
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    group: str
+    summary: str  # what a PASS proves, in one line
+    needs: tuple[str, ...] = ()  # checks that must have passed first (else: skipped, with the reason)
+    option: str | None = None  # opt-in: the Options field that turns it on; None: runs by default
+    flag: str | None = None  # the command-line option that sets ``option``, for the docs
+    in_worker: bool = False  # runs in the model worker process (runtime.worker)
+    since: str | None = None  # the oldest MLflow server version with the API it uses; None: any
+
+    @property
+    def opt_in(self) -> bool:
+        return self.option is not None
+
+
+SECURITY = {"option": "security", "flag": "--security", "group": "security"}
+
+CHECKS: tuple[Check, ...] = (
+    Check("uri", "server", "the tracking URI is an http(s) server address, not a database URI or an API path"),
+    Check("network", "server", "something accepts connections within 3 s; over https the TLS handshake succeeds "
+          "with the client's settings", needs=("uri",)),  # fmt: skip
+    Check("server", "server", "what answers is MLflow: `GET /version` returns a version", needs=("network",)),
+    Check("access", "server", "a real API call answers JSON; 401/403 are explained", needs=("server",)),
+    Check("versions", "server", "client and server major versions match; replicas run one version",
+          needs=("access",)),  # fmt: skip
+    # Early: the browser (started with the server) loads the web app while the tracking checks run.
+    Check("ui", "ui", "the web app is served at the root and its script loads", needs=("server",)),
+    Check("experiment", "tracking", "a new experiment, read back by id and by name", needs=("versions",)),
+    Check("params", "tracking", "the run's 4 params read back equal", needs=("experiment",)),
+    Check("metrics", "tracking", "2 metric histories, 5 steps each, read back equal", needs=("params",)),
+    Check("dataset", "tracking", "the 100-row dataset input: name, digest, source, schema, profile, context",
+          needs=("params",), since="2.4"),  # fmt: skip
+    Check("artifact", "artifacts", "artifacts go through the server, never to the client's disk; the report read "
+          "back, sha256 equal", needs=("params",)),  # fmt: skip
+    Check("big_artifact", "artifacts", "a 4 MiB artifact goes through; if a proxy refuses it, the largest size "
+          "that does", needs=("artifact",)),  # fmt: skip
+    # Checks that need no model run here, while the model worker finishes its imports.
+    Check("search", "tracking", "the run is found by a param and a metric filter, the experiment by name",
+          needs=("metrics",)),  # fmt: skip
+    Check("model", "models", "the scikit-learn model logged, every file sha256-verified, loaded: same "
+          "predictions", needs=("dataset", "artifact"), in_worker=True, since="3.0"),  # fmt: skip
+    Check("run", "tracking", "the run ended FINISHED", needs=("params",)),
+    Check("registry", "registry", "a new model version; the run's alias resolves to it; verified and loaded",
+          needs=("model",), in_worker=True, since="3.0"),  # fmt: skip
+    # After the model checks (their worker would take CPU from the probe), before the browser
+    # check (so its screenshot of the run's charts shows the probe's figures).
+    Check("load", "load", "concurrent clients lose, duplicate and alter nothing; latency per endpoint",
+          needs=("experiment", "run"), option="load_clients", flag="--load"),  # fmt: skip
+    Check("browser", "ui", "a real Chromium shows the run on its experiment, run, metrics and artifacts pages",
+          needs=("ui", "run")),  # fmt: skip
+    Check("final_report", "artifacts", "the report with every result, uploaded again and read back",
+          needs=("artifact", "run")),  # fmt: skip
+    Check("restart", "durability", "everything acknowledged reads back through the restarted server",
+          needs=("run",), option="restart", flag="--restart"),  # fmt: skip
+    Check("exposure", summary="who can reach the API without credentials", needs=("server",), **SECURITY),
+    Check("hosts", summary="a foreign Host header is refused (DNS rebinding)", needs=("server",), **SECURITY),
+    Check("cors", summary="no foreign origin may read or write", needs=("server",), **SECURITY),
+    Check("traversal", summary="path traversal requests are refused", needs=("server",), **SECURITY),
+    Check("headers", summary="nosniff and frame protection are set", needs=("server",), **SECURITY),
+    Check("advisories", summary="no published advisory affects the server's version", needs=("access",),
+          **SECURITY),  # fmt: skip
+    Check("writes", "security", "writes without credentials are refused (on this run's own objects)",
+          needs=("exposure", "run"), option="security_write", flag="--security-write"),  # fmt: skip
+    # No prerequisites: whatever this run created before a failure is deleted too.
+    Check("cleanup", "cleanup", "what this run created is deleted, and nothing else", option="cleanup",
+          flag="--cleanup"),  # fmt: skip
+)
+
+BY_NAME = {check.name: check for check in CHECKS}
+#: The checks that run when no option asks for more.
+DEFAULT = tuple(check.name for check in CHECKS if not check.opt_in)
+#: The checks that run in the model worker: it is started only when one of them is selected.
+IN_WORKER = frozenset(check.name for check in CHECKS if check.in_worker)
+
+
+def order(name: str) -> int:
+    """A check's place in the run (unknown names last)."""
+    return next((i for i, check in enumerate(CHECKS) if check.name == name), len(CHECKS))
