@@ -48,7 +48,7 @@ def checks_page() -> str:
         "",
         "Every check writes through the server, reads back through the server and compares. They run "
         "in the order below; a check whose prerequisites did not pass is skipped, with the reason. "
-        "The checks marked *with an option* run only when it is given; `-k EXPR` selects checks "
+        "A check that runs *with* an option runs only when it is given; `-k EXPR` selects checks "
         "by name (pytest's `-k`).",
         "",
     ]
@@ -76,7 +76,12 @@ def option_names(action: argparse.Action) -> str:
         return action.dest
     if isinstance(action, argparse.BooleanOptionalAction):
         return " / ".join(f"`{o}`" for o in action.option_strings)
-    metavar = f" {action.metavar}" if action.metavar and action.nargs != 0 else ""
+    if action.nargs == 0:
+        metavar = ""
+    elif action.metavar:
+        metavar = f" {action.metavar}"
+    else:
+        metavar = " {" + ",".join(map(str, action.choices or [action.dest.upper()])) + "}"
     return ", ".join(f"`{o}{metavar}`" for o in action.option_strings)
 
 
@@ -118,12 +123,20 @@ def pages(root: Path = ROOT) -> dict[Path, str]:
     }
 
 
-def main() -> int:
-    for path, text in pages().items():
-        if not path.exists() or path.read_text(encoding="utf-8") != text:
+def main(argv: list[str] | None = None, root: Path = ROOT) -> int:
+    """Write the generated pages; with --check, write nothing and exit 1 if any differs."""
+    check = "--check" in (sys.argv[1:] if argv is None else argv)
+    drifted = 0
+    for path, text in pages(root).items():
+        if path.exists() and path.read_text(encoding="utf-8") == text:
+            continue
+        drifted += 1
+        if check:
+            sys.stderr.write(f"{path.relative_to(root)} differs from the code: run python -m mlflowcheck.docs\n")
+        else:
             path.write_text(text, encoding="utf-8")
-            sys.stdout.write(f"wrote {path.relative_to(ROOT)}\n")
-    return 0
+            sys.stdout.write(f"wrote {path.relative_to(root)}\n")
+    return 1 if check and drifted else 0
 
 
 if __name__ == "__main__":
