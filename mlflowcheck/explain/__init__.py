@@ -1,0 +1,1 @@
+"""Pure tables and functions that turn an answer into a cause and a Tip. They ask nothing."""

@@ -1,0 +1,1 @@
+"""Asking the server, one module per layer of a deployment; what an answer means is explain's."""

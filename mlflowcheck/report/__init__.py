@@ -1,0 +1,1 @@
+"""Rendering results: the console lines and verdict, the JSON and JUnit reports."""

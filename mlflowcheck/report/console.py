@@ -1,6 +1,7 @@
-"""Rendering results: the check lines, the verdict, the JSON report and the JUnit properties.
+"""The console: the check lines, the live progress line, the verdict, and errors on stderr.
 
-Everything the suite shows goes through here, so two rules hold in one place: text that came
+Everything the suite shows or writes (report.files too) goes through ``printable`` here,
+so two rules hold in one place: text that came
 from the server is shown with control characters escaped (a server cannot write terminal
 escape sequences), and no secret this process holds is ever written (secrets.scrub).
 """

@@ -1,6 +1,7 @@
-"""Every use of MLflow's private APIs, in one place, each with a canary test
-(tests/unit/test_mlflow_compat.py) that fails when MLflow changes it; and the process-wide
-settings of MLflow's client (retries, no IPython, error bodies kept)."""
+"""Every use of MLflow's private APIs, in one place; and the client's process-wide settings.
+
+Each private use has a canary test (tests/unit/test_mlflow_compat.py) that fails when MLflow
+changes it. The settings: quick retries, no IPython, error bodies kept."""
 
 from __future__ import annotations
 
