@@ -15,6 +15,6 @@ from mlflowcheck.cli import main
 
 if __name__ == "__main__":
     code = main(sys.argv[1:], project_dir=Path(__file__).resolve().parent)
-    # Exit without a last full garbage collection over MLflow's object graph (~0.6 s).
+    # Exit without a last full garbage collection over MLflow's object graph (docs/performance.md).
     gc.freeze()
     sys.exit(code)

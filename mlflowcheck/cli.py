@@ -311,7 +311,7 @@ def console_main(prog: str = "mlflowcheck") -> None:
     `python test_mlflow_local.py`, with the current directory as the project directory (my.db,
     mlartifacts/, reports/)."""
     code = main(sys.argv[1:], project_dir=Path.cwd(), prog=prog)
-    gc.freeze()  # exit without a last full garbage collection over MLflow's objects (~0.6 s)
+    gc.freeze()  # exit without a last full garbage collection over MLflow's objects (docs/performance.md)
     sys.exit(code)
 
 

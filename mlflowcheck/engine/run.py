@@ -132,8 +132,7 @@ def helpers(suite: Session, every_check: bool) -> Iterator[None]:
     anything heavy: its imports are the run's longest chain. While a server this suite started
     boots (a chain of imports and migrations on one core), the helpers start one after the
     other on the other core: Chromium, the checks' imports, the worker. Started all at once
-    they slow the boot by more than they gain (benchmarks/bench_suite.py; lowering their
-    priority did not help).
+    they slow the boot by more than they gain (measured: docs/performance.md).
     """
     from mlflowcheck.engine.handles import start_chromium, start_model_worker
 
@@ -160,7 +159,7 @@ def helpers(suite: Session, every_check: bool) -> Iterator[None]:
 
 
 def preload(suite: Session) -> None:
-    """The checks' imports (pytest, MLflow's client, pandas: over a second): while the server
+    """The checks' imports (pytest, MLflow's client, pandas): while the server
     this suite started boots rather than after; shown on the timeline."""
     with suite.timeline.phase("imports"), imports_without_gc():
         import pytest  # noqa: F401
@@ -262,7 +261,7 @@ def run_checks(suite: Session, args, out) -> int:
         "--rootdir", str(PACKAGE_DIR),
         "-p", "no:cacheprovider",  # write nothing into the user's directory
         "--disable-plugin-autoload",  # third-party pytest plugins have no say in the suite
-        # These two run gc.collect() five times at exit (0.6 s with MLflow loaded), to report
+        # These two run gc.collect() five times at exit (slow with MLflow loaded), to report
         # exceptions in __del__ and threads; the suite's checks report their own failures.
         "-p", "no:unraisableexception",
         "-p", "no:threadexception",

@@ -36,7 +36,7 @@ REGISTRY_TIP = "the server's model registry failed; look at its log and --regist
 
 
 def pip_requirements(fmt: str) -> list[str]:
-    # Passing requirements explicitly skips MLflow's inference, a subprocess that costs ~4 s.
+    # Passing requirements explicitly skips MLflow's inference, a slow subprocess (docs/performance.md).
     names = ["mlflow", "scikit-learn", "numpy", "pandas"]
     names += {"skops": ["skops"], "cloudpickle": ["cloudpickle"]}.get(fmt, [])
     return [f"{n}=={importlib.metadata.version(n)}" for n in names]

@@ -64,7 +64,7 @@ def find_browser() -> tuple[str | None, str]:
 class BrowserSession:
     """Headless Chromium, driven from a thread of its own, started before it is needed.
 
-    Starting Chromium and loading MLflow's 4 MB web app take seconds; the command line starts
+    Starting Chromium and loading MLflow's web app take seconds; the command line starts
     the session while the server boots (``start_browser``), the ``ui`` check has it load the
     web app while the tracking checks run (``open_app``), and the experiment page is checked
     while the model worker works (``start_pages``). Playwright's sync API

@@ -29,7 +29,7 @@ def installed_packages() -> dict[str, list[str]] | None:
     model worker (``map_installed_packages``).
 
     Saving a model compares its requirements with the installed packages, and MLflow first
-    maps every installed distribution's files to modules (half a second), once per process.
+    maps every installed distribution's files to modules, once per process.
     The main process has time to spare while the worker imports scikit-learn and skops, the
     run's longest chain: it makes the map and hands it over with the job. Private to MLflow
     (mlflow.utils.requirements_utils, the same from 3.1.4 to 3.17); where it differs, None,
@@ -90,7 +90,7 @@ def without_ipython() -> None:
     """Run this process's MLflow client as where IPython is not installed.
 
     On every request MLflow asks whether it runs in a Databricks notebook, and the first time
-    it imports IPython for that: 0.4 s where IPython is installed (mlflow.utils.databricks_utils
+    it imports IPython for that, slowly where IPython is installed (mlflow.utils.databricks_utils
     ._get_dbutils). The suite's processes are never notebooks, and MLflow runs without IPython.
     Left alone where IPython is already imported (the suite called from a notebook).
     """

@@ -51,8 +51,8 @@ def light_server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     # The client's credentials are the suite's, not the server's business.
     env = {k: v for k, v in os.environ.items() if k not in (ENV_USER, ENV_PASSWORD, ENV_TOKEN)}
     env.update(extra or {})
-    # The job runner (huey consumers for GenAI jobs) costs ~10 extra processes and ~2.5 GB;
-    # nothing this suite logs needs it.
+    # The job runner (huey consumers for GenAI jobs) costs many processes and GBs of memory
+    # (docs/performance.md); nothing this suite logs needs it.
     env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
     # The server's own outbound telemetry is irrelevant here and the network is closed.
     env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -161,7 +161,7 @@ class LocalServer:
 
         ``mlflow server`` is a CLI process that starts the server proper (uvicorn or gunicorn)
         as its child and then only waits for it. Once the children have shut down, the CLI spends
-        another second in its interpreter's exit (a last garbage collection over MLflow's modules)
+        a while in its interpreter's exit (a last garbage collection over MLflow's modules)
         with nothing left to do: then it is not waited for.
         """
         proc = self.process

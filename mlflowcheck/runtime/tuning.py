@@ -14,10 +14,10 @@ if TYPE_CHECKING:
 def imports_without_gc() -> Iterator[None]:
     """The suite's heavy imports with the cyclic garbage collector paused, their objects frozen.
 
-    Importing scikit-learn, skops and MLflow creates some 400,000 objects the collector tracks,
-    and almost no cyclic garbage (about 1,500 objects). While they pile up, the collector's
-    full passes over the growing heap ran four times and took 0.2 s of the model worker's
-    1.8 s of imports (measured in fresh interpreters; README: Performance). Afterwards
+    Importing scikit-learn, skops and MLflow creates hundreds of thousands of objects the
+    collector tracks, and almost no cyclic garbage; while they pile up, the collector's full
+    passes over the growing heap take a noticeable part of the imports (docs/performance.md).
+    Afterwards
     ``gc.freeze`` moves the imported objects out of later passes, as CPython's documentation
     advises for a heap made once at start-up. A collector that was already off is left off.
     """

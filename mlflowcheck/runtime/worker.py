@@ -55,7 +55,7 @@ class WorkerResults:
 def start_method() -> str:
     """Fork where that is safe: on Linux, in a process with one thread, which is how the suite
     starts (before its imports; forking skips the interpreter's start and the entry script's
-    imports, a few tenths of a second). Spawn otherwise: once a thread runs (the browser's,
+    imports). Spawn otherwise: once a thread runs (the browser's,
     or the native pools of numpy and pyarrow), a forked child could inherit a lock held by
     it; and on macOS forking is unsafe altogether."""
     try:
@@ -159,8 +159,8 @@ def serve(conn, parent_conn, log_path: str, entry: str, model_format: str | None
     sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
     # First the imports: this is the work that overlaps with the main process. skops before
     # MLflow: to build its list of trusted types it looks for each of scipy's ufuncs in every
-    # loaded module (skops.io._utils.whichmodule), which costs less before MLflow's 1,800
-    # modules are loaded (benchmarks/bench_suite.py: about half a second in all).
+    # loaded module (skops.io._utils.whichmodule), which costs less before MLflow's many
+    # modules are loaded (docs/performance.md).
     with imports_without_gc():
         import sklearn.linear_model  # noqa: F401
 
