@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from mlflowcheck.runtime.server import LocalServer
 from tests.databases import BACKENDS, database_or_skip
 from tests.support import ADMIN_PASSWORD, start_server
+
+UNIT = Path(__file__).resolve().parent / "unit"
+
+
+def pytest_collection_modifyitems(items):
+    # The two layers by where a test lives, so either can be selected: -m unit, -m integration.
+    for item in items:
+        item.add_marker("unit" if UNIT in item.path.parents else "integration")
 
 
 @pytest.fixture(scope="session")
