@@ -4,6 +4,7 @@ clear exit-2 message from the real command line, never a traceback or a hang."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -117,12 +118,17 @@ def test_errors_go_to_stderr_and_results_to_stdout(tmp_path):
         capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 2
-    assert "FAIL  uri" in proc.stdout
-    assert "Verdict: ERROR" in proc.stdout
+    assert re.search(r"^  FAIL  uri +[\d.]+s  The tracking URI '127\.0\.0\.1:9' has no scheme\.$", proc.stdout, re.M)
+    assert "Tip: did you mean http://127.0.0.1:9 ? Pass --tracking-uri http://127.0.0.1:9" in proc.stdout
+    assert "Verdict: ERROR (the suite could not run): 0 passed, 1 failed, 17 skipped" in proc.stdout
+    assert proc.stderr == ""  # a failed check is a result, not an error
     bad = subprocess.run(
         [sys.executable, str(ENTRY), "--tracking-uri", "http://mlflow.invalid:9", "--start-server", "--no-ui"],
         capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, cwd=tmp_path,
     )  # fmt: skip
     assert bad.returncode == 2
     assert bad.stdout == ""
-    assert bad.stderr.startswith("error: --start-server needs a local address; mlflow.invalid is not one.\nTip: ")
+    assert bad.stderr == (
+        "error: --start-server needs a local address; mlflow.invalid is not one.\n"
+        "Tip: use --tracking-uri http://127.0.0.1:PORT with --start-server, or start the server on that host.\n"
+    )

@@ -86,6 +86,8 @@ def test_the_whole_suite_passes_through_nginx_over_two_replicas_with_artifacts_i
     assert result.check("cleanup")["status"] == "passed"
     # --cleanup deleted the run's objects from the bucket; a second run without it leaves them there.
     again = run_with_nginx(tmp_path / "again", reps, "client_max_body_size 64m;")
+    assert again.code == 0, again.output
+    assert "cleanup" not in again.statuses()
     run, exp = again.report["run_id"], again.report["experiment_id"]
     keys = store.keys(bucket, f"mlflow/{exp}/")
     assert f"mlflow/{exp}/{run}/artifacts/reports/test_report.txt" in keys
