@@ -1,0 +1,195 @@
+"""Canaries for MLflow's private APIs the suite uses (every one is in runtime/mlflow_compat.py).
+
+Each fails when the installed MLflow no longer has what the suite relies on, and names the
+mlflowcheck function to update. The client's settings are checked by what they do against
+canned answers (pytest-httpserver on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow.exceptions import MlflowException
+from mlflow.tracking.client import MlflowClient
+from mlflow.utils import databricks_utils, rest_utils
+
+from mlflowcheck.runtime import mlflow_compat
+from mlflowcheck.runtime.mlflow_compat import (
+    default_format,
+    installed_packages,
+    keep_server_error_bodies,
+    map_installed_packages,
+    recording_model_uploads,
+    without_ipython,
+)
+
+#: keep_server_error_bodies passes raise_on_status by position, after these six.
+RETRIES_PARAMETERS = [
+    "method", "url", "max_retries", "backoff_factor", "backoff_jitter", "retry_codes", "raise_on_status"
+]  # fmt: skip
+LOCKED = "(sqlite3.OperationalError) database is locked"
+
+
+def update(function: str) -> str:
+    return f"MLflow changed a private API: update mlflowcheck.runtime.mlflow_compat.{function}"
+
+
+@pytest.fixture(autouse=True)
+def no_client_settings(monkeypatch):
+    for name in ("USERNAME", "PASSWORD", "TOKEN", "INSECURE_TLS", "SERVER_CERT_PATH", "CLIENT_CERT_PATH"):
+        monkeypatch.delenv(f"MLFLOW_TRACKING_{name}", raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+
+
+@pytest.fixture
+def canned(httpserver_ipv4):
+    # The IPv4 server of pytest-httpserver: its default host "localhost" may resolve to ::1 first.
+    return httpserver_ipv4
+
+
+@pytest.fixture
+def client(canned) -> MlflowClient:
+    return MlflowClient(tracking_uri=canned.url_for("").rstrip("/"))
+
+
+def mlflows_own_retries():
+    """MLflow's function, also where keep_server_error_bodies already wrapped it in this process."""
+    function = rest_utils._get_http_response_with_retries
+    if getattr(function, "keeps_error_bodies", False):
+        function = inspect.getclosurevars(function).nonlocals["original"]
+    return function
+
+
+def test_mlflows_request_function_takes_raise_on_status_seventh_as_keep_server_error_bodies_passes_it():
+    parameters = list(inspect.signature(mlflows_own_retries()).parameters)
+    assert parameters[:7] == RETRIES_PARAMETERS, update("keep_server_error_bodies") + f": now {parameters}"
+
+
+def test_mlflows_requests_go_through_the_name_keep_server_error_bodies_replaces():
+    # The wrapper replaces the name in rest_utils: http_request must look it up there on each call.
+    source = inspect.getsource(rest_utils.http_request)
+    assert "_get_http_response_with_retries(" in source, update("keep_server_error_bodies")
+
+
+def test_without_keep_server_error_bodies_the_client_drops_what_a_500_said(canned, client, monkeypatch):
+    # The contrast that makes the setting worth having: MLflow's own client loses the server's message.
+    monkeypatch.setattr(rest_utils, "_get_http_response_with_retries", mlflows_own_retries())
+    canned.expect_request("/api/2.0/mlflow/experiments/get").respond_with_json(
+        {"error_code": "INTERNAL_ERROR", "message": LOCKED}, status=500
+    )
+    with pytest.raises(MlflowException) as info:
+        client.get_experiment("1")
+    assert "too many 500 error responses" in info.value.message
+    assert "database is locked" not in info.value.message
+
+
+def test_keep_server_error_bodies_makes_the_client_raise_with_what_a_500_said(canned, client, monkeypatch):
+    monkeypatch.setattr(rest_utils, "_get_http_response_with_retries", mlflows_own_retries())
+    keep_server_error_bodies()
+    keep_server_error_bodies()  # once is enough: a second call does not wrap the wrapper
+    assert inspect.getclosurevars(rest_utils._get_http_response_with_retries).nonlocals["original"] is (
+        mlflows_own_retries()
+    )
+    canned.expect_request("/api/2.0/mlflow/experiments/get", query_string="experiment_id=1").respond_with_json(
+        {"error_code": "INTERNAL_ERROR", "message": LOCKED}, status=500
+    )
+    with pytest.raises(MlflowException) as info:
+        client.get_experiment("1")
+    assert LOCKED in info.value.message, update("keep_server_error_bodies") + f": the client said {info.value}"
+    assert info.value.error_code == "INTERNAL_ERROR"
+    assert len(canned.log) == 1  # MLFLOW_HTTP_REQUEST_MAX_RETRIES=0: one request, no retries
+
+
+def test_mlflows_default_sklearn_serialization_format_is_skops():
+    import mlflow.sklearn
+
+    assert mlflow.sklearn._get_default_serialization_format() == "skops", update("default_format")
+    assert default_format() == "skops"
+
+
+def test_mlflows_package_map_is_made_by_the_function_and_kept_where_installed_packages_reads_it():
+    packages = installed_packages()
+    assert packages is not None, update("installed_packages") + " (it fell back to None)"
+    assert packages["sklearn"] == ["scikit-learn"]
+    assert "mlflow" in packages["mlflow"]
+
+
+def test_the_package_map_handed_to_the_worker_is_the_one_mlflow_uses_there(monkeypatch):
+    from mlflow.utils import requirements_utils
+
+    # As in a fresh worker process (restored after the test).
+    monkeypatch.setattr(requirements_utils, "_MODULES_TO_PACKAGES", None)
+    monkeypatch.setattr(requirements_utils, "_PACKAGES_TO_MODULES", None)
+    map_installed_packages({"made_by_main": ["made-by-main"]})
+    assert requirements_utils._MODULES_TO_PACKAGES == {"made_by_main": ["made-by-main"]}, update(
+        "map_installed_packages"
+    )
+    assert requirements_utils._PACKAGES_TO_MODULES == {"made-by-main": "made_by_main"}, update("map_installed_packages")
+
+
+def test_log_model_artifacts_takes_the_model_id_and_directory_recording_model_uploads_reads():
+    parameters = list(inspect.signature(MlflowClient.log_model_artifacts).parameters)
+    assert parameters[:3] == ["self", "model_id", "local_dir"], update("recording_model_uploads") + f": {parameters}"
+
+
+def test_log_model_uploads_the_saved_model_through_mlflow_client_log_model_artifacts():
+    from mlflow.models.model import Model
+
+    assert re.search(r"\.log_model_artifacts\(", inspect.getsource(Model.log)), update("recording_model_uploads")
+
+
+def digests(directory: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir())}
+
+
+def test_recording_model_uploads_hashes_the_directory_mlflow_then_uploads(canned, client, tmp_path):
+    canned.expect_request("/api/2.0/mlflow/logged-models/m-1").respond_with_json(
+        {
+            "model": {
+                "info": {
+                    "model_id": "m-1", "experiment_id": "0", "name": "model", "status": "READY",
+                    "artifact_uri": "mlflow-artifacts:/0/models/m-1/artifacts",
+                    "creation_timestamp_ms": 1, "last_updated_timestamp_ms": 1,
+                }
+            }
+        }
+    )  # fmt: skip
+    upload = "/api/2.0/mlflow-artifacts/artifacts/0/models/m-1/artifacts/MLmodel"
+    canned.expect_request(upload, method="PUT").respond_with_json({})
+    (tmp_path / "MLmodel").write_text("flavors: {}\n")
+    original = MlflowClient.log_model_artifacts
+    with recording_model_uploads(digests) as recorded:
+        client.log_model_artifacts("m-1", str(tmp_path))
+    assert MlflowClient.log_model_artifacts is original
+    assert recorded == {"m-1": {"MLmodel": hashlib.sha256(b"flavors: {}\n").hexdigest()}}
+    uploaded = [r for r, _ in canned.log if r.method == "PUT"]
+    assert [r.get_data() for r in uploaded] == [b"flavors: {}\n"]
+
+
+def test_mlflow_imports_ipython_to_ask_whether_it_runs_in_a_notebook_which_without_ipython_avoids():
+    assert "import IPython" in inspect.getsource(databricks_utils._get_dbutils), update("without_ipython") + (
+        " (MLflow may no longer import IPython there: then without_ipython is not needed)"
+    )
+
+
+def test_without_ipython_mlflow_takes_the_process_for_no_notebook(monkeypatch):
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
+    monkeypatch.delitem(sys.modules, "IPython", raising=False)
+    without_ipython()
+    without_ipython()
+    assert sum(isinstance(f, mlflow_compat._NoIPython) for f in sys.meta_path) == 1
+    with pytest.raises(ModuleNotFoundError):
+        import IPython  # noqa: F401
+    with pytest.raises(databricks_utils._NoDbutilsError):
+        databricks_utils._get_dbutils()
+
+
+def test_without_ipython_leaves_a_process_alone_that_already_imported_ipython(monkeypatch):
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
+    monkeypatch.setitem(sys.modules, "IPython", sys.modules.get("IPython") or type(sys)("IPython"))
+    without_ipython()
+    assert not any(isinstance(f, mlflow_compat._NoIPython) for f in sys.meta_path)
