@@ -247,7 +247,9 @@ def run_checks(suite: Session, args, out) -> int:
     import pytest
 
     from mlflowcheck.engine.plugin import SuitePlugin
+    from mlflowcheck.runtime.mlflow_compat import configure_client
 
+    configure_client()  # once, before any check: quick retries, error bodies kept, no IPython
     suite.client_version = importlib.metadata.version("mlflow")
     out.write(
         printable(
