@@ -1,0 +1,81 @@
+"""The helpers' process management (runtime): process groups, the model worker's start method,
+the imports without the garbage collector, and the package map handed to the worker. The last
+three run in a fresh interpreter: this one runs pytest's threads and has MLflow's state."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from mlflowcheck.runtime.server import group_members
+
+
+def test_group_members_are_the_processes_of_one_process_group():
+    leader = subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time;"
+                               "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
+                               "time.sleep(60)"], start_new_session=True)  # fmt: skip
+    try:
+        for _ in range(100):
+            members = group_members(leader.pid)
+            if len(members) == 2:
+                break
+            time.sleep(0.05)
+        assert leader.pid in members
+        assert len(members) == 2
+        assert os.getpid() not in members
+    finally:
+        os.killpg(leader.pid, signal.SIGKILL)
+        leader.wait()
+    assert group_members(leader.pid) == set()
+
+
+def run_python(code: str) -> str:
+    """``code`` in a fresh interpreter (this one runs pytest's threads and has MLflow's state)."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_the_model_worker_is_forked_only_while_the_process_has_a_single_thread():
+    out = run_python(
+        "import threading, time\n"
+        "from mlflowcheck.runtime.worker import start_method\n"
+        "before = start_method()\n"
+        "threading.Thread(target=time.sleep, args=(2,), daemon=True).start()\n"
+        "print(before, start_method())\n"
+    )
+    assert out == "fork spawn"
+
+
+def test_imports_run_without_the_garbage_collector_and_their_objects_are_frozen_after():
+    out = run_python(
+        "import gc\n"
+        "from mlflowcheck.runtime.tuning import imports_without_gc\n"
+        "with imports_without_gc():\n"
+        "    during = gc.isenabled()\n"
+        "    import json.decoder, email.parser\n"
+        "print(during, gc.isenabled(), gc.get_freeze_count() > 0)\n"
+        "gc.disable()\n"
+        "with imports_without_gc():\n"
+        "    pass\n"
+        "print(gc.isenabled())\n"
+    )
+    assert out.splitlines() == ["False True True", "False"]  # a collector that was off stays off
+
+
+def test_the_package_map_made_by_the_main_process_is_the_one_mlflow_uses_in_the_worker():
+    # The handoff writes MLflow's private cache (mlflow_compat.map_installed_packages); this fails if
+    # a new MLflow keeps that map elsewhere, where the suite would silently fall back to making it.
+    out = run_python(
+        "from mlflowcheck.runtime import mlflow_compat\n"
+        "from mlflow.utils import requirements_utils as r\n"
+        "made = mlflow_compat.installed_packages()\n"
+        "assert made['sklearn'] == ['scikit-learn'] and 'mlflow' in made, made\n"
+        "r._MODULES_TO_PACKAGES = r._PACKAGES_TO_MODULES = None  # as in a fresh worker\n"
+        "mlflow_compat.map_installed_packages({'made_by_main': ['made-by-main']})\n"
+        "print(r._MODULES_TO_PACKAGES, r._PACKAGES_TO_MODULES)\n"
+    )
+    assert out == "{'made_by_main': ['made-by-main']} {'made-by-main': 'made_by_main'}"
