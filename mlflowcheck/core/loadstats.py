@@ -159,6 +159,8 @@ def figures(sent: list[Sent], started: float, seconds: float, loss: Loss) -> Fig
             bucket["latencies"].append((end - start) * 1000)
             bucket["points"] += points
         for _, _, when in s.errors:
+            if when < started:  # as for the requests: before the clock started
+                continue
             per_second.setdefault(int(when - started), {"latencies": [], "points": 0.0, "errors": 0})["errors"] += 1
     rows = [
         {

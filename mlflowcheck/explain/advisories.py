@@ -9,9 +9,10 @@ version check cannot tell anything about them.
 
 from __future__ import annotations
 
+import operator
+import re
 from dataclasses import dataclass
 
-from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 SOURCE = "GitHub Advisory Database and PyPA advisory database, rows checked 2026-11-30"
@@ -26,8 +27,18 @@ class Advisory:
     summary: str
 
     def affects(self, version: str) -> bool:
+        """In one of the ranges, compared as the advisory databases compare (GHSA's ecosystem
+        order): ``<3.0.0`` includes 3.0.0's release candidates, which PEP 440 specifiers leave out."""
         v = Version(version)
-        return any(v in SpecifierSet(spec, prereleases=True) for spec in self.affected.split("||"))
+        return any(all(holds(v, clause) for clause in spec.split(",")) for spec in self.affected.split("||"))
+
+
+COMPARISONS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
+
+
+def holds(version: Version, clause: str) -> bool:
+    op, bound = re.fullmatch(r"\s*(<=|>=|==|<|>)\s*(\S+)\s*", clause).groups()
+    return COMPARISONS[op](version, Version(bound))
 
 
 #: Newest first.
@@ -116,13 +127,17 @@ ADVISORIES = [
 ]
 
 
-def affecting(version: str) -> list[Advisory]:
-    """The advisories that affect a server of ``version`` (none for a version that does not parse)."""
+def parses(version: str) -> bool:
     try:
         Version(version)
     except InvalidVersion:
-        return []
-    return [a for a in ADVISORIES if a.affects(version)]
+        return False
+    return True
+
+
+def affecting(version: str) -> list[Advisory]:
+    """The advisories that affect a server of ``version`` (none for a version that does not parse)."""
+    return [a for a in ADVISORIES if a.affects(version)] if parses(version) else []
 
 
 def upgrade_to(found: list[Advisory]) -> str:

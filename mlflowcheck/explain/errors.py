@@ -28,7 +28,7 @@ def explain(exc: BaseException) -> CheckFailed:
         return permission_denied("the request", first_lines(exc.message))
     if isinstance(exc, MlflowException):
         text = exc.message
-        if "403" in text and "Permission denied" in text:  # an artifact request, through the client
+        if status_in(text) == 403 and "Permission denied" in text:  # an artifact request, through the client
             return permission_denied("an artifact request", first_lines(server_text(text)))
         known = known_server_error(text)
         if known is not None:

@@ -157,6 +157,9 @@ def security_headers(answers: list[Answer]) -> Finding:
 def known_advisories(server_version: str) -> Finding:
     if not server_version:
         return Finding("warn", "the server's version is not known, so the advisories could not be matched")
+    if not advisories.parses(server_version):
+        return Finding("warn", f"the server's version {server_version!r} is not a release number, so the advisories "
+                       "could not be matched")  # fmt: skip
     found = advisories.affecting(server_version)
     if not found:
         return Finding(

@@ -57,7 +57,7 @@ def unusable_tls_file(settings: TlsSettings, exc: BaseException) -> CheckFailed:
 
 
 def certificate_rejected(target: Target, settings: TlsSettings, why: str) -> CheckFailed:
-    where = f"{target.host}:{target.port}"
+    where = f"[{target.host}]:{target.port}" if ":" in target.host else f"{target.host}:{target.port}"
     if "mismatch" in why or "doesn't match" in why or "not valid for" in why:
         return CheckFailed(
             f"The TLS certificate of {where} is not issued to {target.host!r}: {why}.",
@@ -87,7 +87,7 @@ def certificate_rejected(target: Target, settings: TlsSettings, why: str) -> Che
 
 
 def client_certificate_refused(target: Target, settings: TlsSettings, said: str) -> CheckFailed:
-    where = f"{target.host}:{target.port}"
+    where = f"[{target.host}]:{target.port}" if ":" in target.host else f"{target.host}:{target.port}"
     if not settings.client_cert:
         return CheckFailed(
             f"The server at {where} requires a TLS client certificate and none was given ({said}).",

@@ -120,8 +120,17 @@ class _WatchedAdapter(requests.adapters.HTTPAdapter):
         return manager
 
 
-def _read_capped(method: str, url: str, **kwargs) -> requests.Response:
-    with requests.Session() as session:
+class _RawPathSession(requests.Session):
+    """Sends the URL exactly as given: requests re-quotes it and would decode a probe's %2e to '.'."""
+
+    def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
+        prepared = super().prepare_request(request)
+        prepared.url = request.url
+        return prepared
+
+
+def _read_capped(method: str, url: str, raw_path: bool = False, **kwargs) -> requests.Response:
+    with (_RawPathSession if raw_path else requests.Session)() as session:
         adapter = _WatchedAdapter()
         session.mount("http://", adapter)
         session.mount("https://", adapter)

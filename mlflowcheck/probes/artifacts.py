@@ -240,6 +240,6 @@ def parse_size(text: str) -> int:
     value = text.strip().upper().removesuffix("B").removesuffix("I")
     factor = {"K": 2**10, "M": 2**20, "G": 2**30}.get(value[-1:], 1)
     number = float(value[:-1] if factor > 1 else value)
-    if number <= 0:
+    if not 1 <= number * factor < float("inf"):  # nan, inf and less than one byte too
         raise ValueError(text)
     return int(number * factor)

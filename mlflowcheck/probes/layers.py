@@ -44,7 +44,7 @@ def reach(target: Target, timeout: float = CONNECT_TIMEOUT) -> None:
     try:
         with socket.create_connection((target.host, target.port), timeout=timeout):
             pass
-    except socket.gaierror:
+    except (socket.gaierror, UnicodeError):  # UnicodeError: an empty or too long label (idna)
         raise CheckFailed(
             f"The host {target.host!r} of {target.url} cannot be resolved.",
             "check the spelling of the tracking URI's host.",

@@ -99,7 +99,7 @@ def traversal_requests(run_id: str, experiment_id: str) -> list[tuple[str, str]]
 
 def probe_traversal(target: Target, run_id: str | None, experiment_id: str | None) -> list[Answer]:
     return [
-        ask(target, "GET", path, what=f"{what}: GET {path}")
+        ask(target, "GET", path, what=f"{what}: GET {path}", raw_path=True)  # the encoded ../ must arrive encoded
         for what, path in traversal_requests(run_id or "0" * 32, experiment_id or "0")
     ]
 

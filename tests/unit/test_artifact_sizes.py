@@ -33,18 +33,12 @@ def test_what_is_not_a_positive_size_is_a_value_error(text):
         parse_size(text)
 
 
-@pytest.mark.xfail(
-    raises=OverflowError,
-    reason="bug in probes.artifacts.parse_size: 'inf' and '1e400' raise OverflowError, not ValueError, so "
-    "--upload-size inf ends the command line in a traceback instead of exit 2 with the size tip",
-)
 @pytest.mark.parametrize("text", ["inf", "1e400"])
 def test_an_infinite_size_is_a_value_error(text):
     with pytest.raises(ValueError):  # noqa: PT011
         parse_size(text)
 
 
-@pytest.mark.xfail(reason="bug in probes.artifacts.parse_size: '0.5' (less than a byte) is 0 bytes, not an error")
 def test_a_size_of_less_than_one_byte_is_a_value_error():
     with pytest.raises(ValueError):  # noqa: PT011
         parse_size("0.5")

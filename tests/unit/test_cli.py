@@ -178,11 +178,6 @@ def test_anything_else_is_not_a_positive_number_of_seconds(text):
     assert str(info.value) == f"expected a positive number of seconds, got {text!r}"
 
 
-@pytest.mark.xfail(
-    raises=pytest.fail.Exception,
-    reason="bug in cli.positive_float: 'nan' is accepted (nan <= 0 is false), so --timeout nan or "
-    "--load-seconds nan run with a bound that compares false with everything",
-)
 def test_not_a_number_is_not_a_positive_number_of_seconds():
     with pytest.raises(argparse.ArgumentTypeError):
         positive_float("nan")

@@ -111,12 +111,6 @@ def test_a_permission_names_who_was_refused_and_never_the_secret(monkeypatch, en
     assert "123456" not in str(failure)
 
 
-@pytest.mark.xfail(
-    raises=AssertionError,
-    reason="bug in explain.errors.explain: any client error with '403' anywhere in it and 'Permission denied' "
-    "is taken for HTTP 403, so a storage error (HTTP 500, Errno 13) on an experiment or run whose id holds "
-    "'403' is told 'this is a permission, not a storage problem'",
-)
 def test_a_storage_error_on_a_path_with_403_in_it_is_still_a_storage_error(answer):
     exc = client_error(answer(500, "[Errno 13] Permission denied: '/srv/mlartifacts/403/0a1b'", ctype="text/plain"))
     failure = explain(exc)

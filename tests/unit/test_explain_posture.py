@@ -291,11 +291,6 @@ def test_an_unknown_server_version_is_a_warning():
     )
 
 
-@pytest.mark.xfail(
-    raises=AssertionError,
-    reason="bug in explain.posture.known_advisories: a version that does not parse matches no advisory and so "
-    "passes ('MLflow garbage: none of the 19 advisories in the table'); it could not be matched",
-)
 def test_a_server_version_that_does_not_parse_is_a_warning_not_a_pass():
     assert posture.known_advisories("not-a-version").status == "warn"
 

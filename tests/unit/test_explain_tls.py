@@ -197,11 +197,6 @@ def test_an_untrusted_certificate_with_a_bundle_asks_for_the_right_ca_only():
     )
 
 
-@pytest.mark.xfail(
-    raises=AssertionError,
-    reason="bug in explain.tls: an IPv6 host is written host:port without brackets ('::1:8443'), so the "
-    "message is ambiguous and the tip's `openssl s_client -connect ::1:8443` does not connect",
-)
 def test_an_ipv6_servers_address_is_bracketed_in_the_message_and_the_openssl_command():
     failure = certificate_rejected(parse_target("https://[::1]:8443"), TlsSettings(), "self-signed certificate")
     assert failure.message.startswith("The TLS certificate of [::1]:8443 is not trusted")

@@ -152,11 +152,6 @@ def test_each_whole_second_is_one_row_and_the_last_partial_second_none():
     ]
 
 
-@pytest.mark.xfail(
-    raises=AssertionError,
-    reason="bug in core.loadstats.figures: a request that ended before the clock started is left out of the "
-    "per-second rows, an error before it is not (a slow runs/create that failed is charted at second -2)",
-)
 def test_an_error_before_the_clock_started_is_not_charted_at_a_negative_second():
     client = Sent(errors=[("runs/create", "connection refused", START - 2.5)])
     made = figures([client], START, 3.0, Loss())

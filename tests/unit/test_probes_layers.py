@@ -90,12 +90,6 @@ def test_reach_says_a_host_that_cannot_be_resolved_cannot_be_resolved():
     assert failure.fatal
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeError,
-    reason="reach catches socket.gaierror only: a host with an empty label (a typo, 'mlflow..example.com') is "
-    "refused by Python's idna codec before any lookup, and the UnicodeError escapes as a traceback",
-)
 def test_reach_says_a_host_with_an_empty_label_cannot_be_resolved():
     failure = raised(reach, parse_target("http://mlflow..example.com:5000"))
     assert failure.message == "The host 'mlflow..example.com' of http://mlflow..example.com:5000 cannot be resolved."
