@@ -69,6 +69,8 @@ def checks_page() -> str:
             since = f"MLflow {check.since}+" if check.since else "any"
             lines.append(f"| `{check.name}` | {runs} | {needs} | {since} | {cell(check.summary)} |")
         lines.append("")
+        lines += [f"- **`{check.name}`**: {check.detail}" for check in members if check.detail]
+        lines += [""] if any(check.detail for check in members) else []
     lines += [
         "*Server*: the oldest MLflow server release with the REST API the check uses. The suite itself "
         "tests servers of the same major version as its client (the `versions` check).",

@@ -40,6 +40,7 @@ class Check:
     flag: str | None = None  # the command-line option that sets ``option``, for the docs
     in_worker: bool = False  # runs in the model worker process (runtime.worker)
     since: str | None = None  # the oldest MLflow server version with the API it uses; None: any
+    detail: str = ""  # what it does and proves in full, for docs/checks.md (markdown)
 
     @property
     def opt_in(self) -> bool:
@@ -49,54 +50,227 @@ class Check:
 SECURITY = {"option": "security", "flag": "--security", "group": "security"}
 
 CHECKS: tuple[Check, ...] = (
-    Check("uri", "server", "the tracking URI is an http(s) server address, not a database URI or an API path"),
-    Check("network", "server", "something accepts connections within 3 s; over https the TLS handshake succeeds "
-          "with the client's settings", needs=("uri",)),  # fmt: skip
-    Check("server", "server", "what answers is MLflow: `GET /version` returns a version", needs=("network",)),
-    Check("access", "server", "a real API call answers JSON; 401/403 are explained", needs=("server",)),
-    Check("versions", "server", "client and server major versions match; replicas run one version",
-          needs=("access",)),  # fmt: skip
+    Check(
+        "uri",
+        "server",
+        "the tracking URI is an http(s) server address, not a database URI or an API path",
+        detail=(
+            "the tracking URI is an http(s) server address (a UI address with `/#/...` is "
+            "accepted; a database URI or an API path is refused with a hint)"
+        ),
+    ),
+    Check(
+        "network",
+        "server",
+        "something accepts connections within 3 s; over https the TLS handshake succeeds with the client's settings",
+        needs=("uri",),
+        detail=("something accepts connections, within 3 s, without MLflow's minutes of retries"),
+    ),
+    Check(
+        "server",
+        "server",
+        "what answers is MLflow: `GET /version` returns a version",
+        needs=("network",),
+        detail=("what answers is MLflow: `GET /version` returns a version string (a `/health` 200 proves little)"),
+    ),
+    Check(
+        "access",
+        "server",
+        "a real API call answers JSON; 401/403 are explained",
+        needs=("server",),
+        detail=("a real API call answers JSON; 401/403 are explained (credentials, host protection)"),
+    ),
+    Check(
+        "versions",
+        "server",
+        "client and server major versions match; replicas run one version",
+        needs=("access",),
+        detail=(
+            "client and server major versions match (a 2.x server is a failure with the fix; minor skew is a note)"
+        ),
+    ),
     # Early: the browser (started with the server) loads the web app while the tracking checks run.
     Check("ui", "ui", "the web app is served at the root and its script loads", needs=("server",)),
-    Check("experiment", "tracking", "a new experiment, read back by id and by name", needs=("versions",)),
-    Check("params", "tracking", "the run's 4 params read back equal", needs=("experiment",)),
-    Check("metrics", "tracking", "2 metric histories, 5 steps each, read back equal", needs=("params",)),
-    Check("dataset", "tracking", "the 100-row dataset input: name, digest, source, schema, profile, context",
-          needs=("params",), since="2.4"),  # fmt: skip
-    Check("artifact", "artifacts", "artifacts go through the server, never to the client's disk; the report read "
-          "back, sha256 equal", needs=("params",)),  # fmt: skip
-    Check("big_artifact", "artifacts", "a 4 MiB artifact goes through; if a proxy refuses it, the largest size "
-          "that does", needs=("artifact",)),  # fmt: skip
+    Check(
+        "experiment",
+        "tracking",
+        "a new experiment, read back by id and by name",
+        needs=("versions",),
+        detail=(
+            "experiment `本地测试实验_<unix time>` created (if another client has that name, the "
+            "server refuses and the suite takes `_2`, `_3`, …: never a shared experiment), "
+            "read back by id and by name (exact unicode), active, tagged to open in the UI's "
+            "classic training view"
+        ),
+    ),
+    Check(
+        "params",
+        "tracking",
+        "the run's 4 params read back equal",
+        needs=("experiment",),
+        detail=("run `本地测试运行` started; learning_rate, batch_size, epochs, model_type read back equal"),
+    ),
+    Check(
+        "metrics",
+        "tracking",
+        "2 metric histories, 5 steps each, read back equal",
+        needs=("params",),
+        detail=("full history of `accuracy` and `loss`, 5 steps each: step, value and timestamp equal"),
+    ),
+    Check(
+        "dataset",
+        "tracking",
+        "the 100-row dataset input: name, digest, source, schema, profile, context",
+        needs=("params",),
+        since="2.4",
+        detail=(
+            "the 100-row DataFrame logged with `mlflow.data.from_pandas(..., "
+            'targets="target")`: name, digest, source (a code source naming 本地生成的测试数据), '
+            "3-column schema, 100-row profile, context tag 训练数据, targets"
+        ),
+    ),
+    Check(
+        "artifact",
+        "artifacts",
+        "artifacts go through the server, never to the client's disk; the report read back, sha256 equal",
+        needs=("params",),
+        detail=(
+            "the run's artifacts go through the server's artifact proxy (`mlflow-artifacts:`)"
+            " or to an object store, never to a path on the client's disk; "
+            "`reports/test_report.txt` uploaded, listed by the server with its size, "
+            "downloaded, sha256 equal"
+        ),
+    ),
+    Check(
+        "big_artifact",
+        "artifacts",
+        "a 4 MiB artifact goes through; if a proxy refuses it, the largest size that does",
+        needs=("artifact",),
+        detail=(
+            "one artifact of `--upload-size` (default 4 MiB, above nginx's default 1 MB body "
+            "limit, which the seed's few-KB files never meet) uploaded, downloaded, sha256 "
+            "equal; when a proxy refuses it (413), the largest size that goes through is "
+            "found and named"
+        ),
+    ),
     # Checks that need no model run here, while the model worker finishes its imports.
-    Check("search", "tracking", "the run is found by a param and a metric filter, the experiment by name",
-          needs=("metrics",)),  # fmt: skip
-    Check("model", "models", "the scikit-learn model logged, every file sha256-verified, loaded: same "
-          "predictions", needs=("dataset", "artifact"), in_worker=True, since="3.0"),  # fmt: skip
-    Check("run", "tracking", "the run ended FINISHED", needs=("params",)),
-    Check("registry", "registry", "a new model version; the run's alias resolves to it; verified and loaded",
-          needs=("model",), in_worker=True, since="3.0"),  # fmt: skip
+    Check(
+        "search",
+        "tracking",
+        "the run is found by a param and a metric filter, the experiment by name",
+        needs=("metrics",),
+        detail=("`search_runs` finds the run by a param and a metric filter; the experiment is found by name"),
+    ),
+    Check(
+        "model",
+        "models",
+        "the scikit-learn model logged, every file sha256-verified, loaded: same predictions",
+        needs=("dataset", "artifact"),
+        in_worker=True,
+        since="3.0",
+        detail=(
+            "a `LogisticRegression` trained on the dataset, logged with signature and input "
+            "example: status READY, belongs to the run and its experiment, MLmodel, "
+            "conda.yaml, python_env.yaml, requirements.txt and the model file (model.skops, "
+            "or model.pkl with `--model-format pickle`) all on the server; downloaded through"
+            " the server, every file's sha256 equal to what the suite saved, then loaded from"
+            " that verified copy: its 100 predictions equal the in-memory model's"
+        ),
+    ),
+    Check(
+        "run",
+        "tracking",
+        "the run ended FINISHED",
+        needs=("params",),
+        detail=("run ended: name, status FINISHED, start ≤ end times"),
+    ),
+    Check(
+        "registry",
+        "registry",
+        "a new model version; the run's alias resolves to it; verified and loaded",
+        needs=("model",),
+        in_worker=True,
+        since="3.0",
+        detail=(
+            "the model registered (each run adds a version to `mlflow-local-test-model`), "
+            "version READY and pointing at the run, the run's alias (`@check-<run id>`, or "
+            '`--alias`) resolves to exactly that version, and that version (not "whatever the'
+            ' alias says now") is downloaded, verified file by file and loaded: same '
+            "predictions"
+        ),
+    ),
     # After the model checks (their worker would take CPU from the probe), before the browser
     # check (so its screenshot of the run's charts shows the probe's figures).
-    Check("load", "load", "concurrent clients lose, duplicate and alter nothing; latency per endpoint",
-          needs=("experiment", "run"), option="load_clients", flag="--load"),  # fmt: skip
-    Check("browser", "ui", "a real Chromium shows the run on its experiment, run, metrics and artifacts pages",
-          needs=("ui", "run")),  # fmt: skip
-    Check("final_report", "artifacts", "the report with every result, uploaded again and read back",
-          needs=("artifact", "run")),  # fmt: skip
-    Check("restart", "durability", "everything acknowledged reads back through the restarted server",
-          needs=("run",), option="restart", flag="--restart"),  # fmt: skip
+    Check(
+        "load",
+        "load",
+        "concurrent clients lose, duplicate and alter nothing; latency per endpoint",
+        needs=("experiment", "run"),
+        option="load_clients",
+        flag="--load",
+        detail=(
+            "concurrent client processes log as training jobs do, then every acknowledged "
+            "value is read back: nothing lost, duplicated or altered, no errors; throughput "
+            "and latency (see [load-and-durability.md](load-and-durability.md))"
+        ),
+    ),
+    Check(
+        "browser",
+        "ui",
+        "a real Chromium shows the run on its experiment, run, metrics and artifacts pages",
+        needs=("ui", "run"),
+        detail=(
+            "headless Chromium opens the experiment page (the run listed), the run page "
+            "(name, a param value, both metrics, the dataset and its context, the logged "
+            "model READY, the registered model and version), the metric charts and the "
+            "artifacts tab (the report listed and previewed); screenshots saved, the run "
+            "page's logged to the run (see [ui.md](ui.md))"
+        ),
+    ),
+    Check(
+        "final_report",
+        "artifacts",
+        "the report with every result, uploaded again and read back",
+        needs=("artifact", "run"),
+        detail=("the report, now with every check's result, uploaded again and read back"),
+    ),
+    Check(
+        "restart",
+        "durability",
+        "everything acknowledged reads back through the restarted server",
+        needs=("run",),
+        option="restart",
+        flag="--restart",
+        detail=(
+            "only with `--restart`, for a server the suite started: SIGTERM, start again on "
+            "the same stores, read everything back through the new process"
+        ),
+    ),
     Check("exposure", summary="who can reach the API without credentials", needs=("server",), **SECURITY),
     Check("hosts", summary="a foreign Host header is refused (DNS rebinding)", needs=("server",), **SECURITY),
     Check("cors", summary="no foreign origin may read or write", needs=("server",), **SECURITY),
     Check("traversal", summary="path traversal requests are refused", needs=("server",), **SECURITY),
     Check("headers", summary="nosniff and frame protection are set", needs=("server",), **SECURITY),
-    Check("advisories", summary="no published advisory affects the server's version", needs=("access",),
-          **SECURITY),  # fmt: skip
-    Check("writes", "security", "writes without credentials are refused (on this run's own objects)",
-          needs=("exposure", "run"), option="security_write", flag="--security-write"),  # fmt: skip
+    Check("advisories", summary="no published advisory affects the server's version", needs=("access",), **SECURITY),
+    Check(
+        "writes",
+        "security",
+        "writes without credentials are refused (on this run's own objects)",
+        needs=("exposure", "run"),
+        option="security_write",
+        flag="--security-write",
+    ),
     # No prerequisites: whatever this run created before a failure is deleted too.
-    Check("cleanup", "cleanup", "what this run created is deleted, and nothing else", option="cleanup",
-          flag="--cleanup"),  # fmt: skip
+    Check(
+        "cleanup",
+        "cleanup",
+        "what this run created is deleted, and nothing else",
+        option="cleanup",
+        flag="--cleanup",
+        detail=(
+            "what this run created is deleted, and nothing else (see [shared-servers.md](shared-servers.md#--cleanup))"
+        ),
+    ),
 )
 
 BY_NAME = {check.name: check for check in CHECKS}
