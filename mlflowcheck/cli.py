@@ -218,8 +218,6 @@ def size_argument(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a size like 4M, 512K or 1500000, got {text!r}") from None
 
 
-
-
 def main(argv: list[str] | None = None, project_dir: Path | None = None, prog: str = "test_mlflow_local.py") -> int:
     args = build_parser(prog).parse_args(argv)
     problem = output_paths_problem(args)  # before anything is logged: a report that cannot be written is lost

@@ -152,8 +152,9 @@ def pages(root: Path = ROOT) -> dict[Path, str]:
         root / "docs" / "checks.md": checks_page(),
         root / "docs" / "options.md": options_page(),
         root / "README.md": with_block(read(root / "README.md"), README_BLOCK, readme_table(), "checks"),
-        root / "docs" / "development.md": with_block(read(root / "docs" / "development.md"), LAYOUT_BLOCK, layout(),
-                                                     "layout"),  # fmt: skip
+        root / "docs" / "development.md": with_block(
+            read(root / "docs" / "development.md"), LAYOUT_BLOCK, layout(), "layout"
+        ),  # fmt: skip
     }
 
 

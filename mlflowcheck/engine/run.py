@@ -28,8 +28,6 @@ from mlflowcheck.runtime.tuning import imports_without_gc
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
-
-
 def run(args, project_dir: Path | None) -> int:
     started = time.time()
     # MLflow's client telemetry would call out to the internet; the suite talks to the
@@ -252,9 +250,7 @@ def run_checks(suite: Session, args, out) -> int:
     configure_client()  # once, before any check: quick retries, error bodies kept, no IPython
     suite.client_version = importlib.metadata.version("mlflow")
     out.write(
-        printable(
-            f"MLflow deployment check: {suite.options.tracking_uri} (client MLflow {suite.client_version})\n"
-        )
+        printable(f"MLflow deployment check: {suite.options.tracking_uri} (client MLflow {suite.client_version})\n")
     )
     out.flush()
     pytest_args = [

@@ -5,7 +5,7 @@ MLflow's SQLAlchemy store passes the database's own error on to the client
 TEMPORARILY_UNAVAILABLE (HTTP 503), any other SQLAlchemy error BAD_REQUEST (HTTP 400), and the
 message is SQLAlchemy's whole text, e.g.::
 
-    (pymysql.err.DataError) (1366, "Incorrect string value: '\xE6\x9C\xAC...' for column ...")
+    (pymysql.err.DataError) (1366, "Incorrect string value: '\xe6\x9c\xac...' for column ...")
     [SQL: INSERT INTO experiments (name, ...) VALUES (%(name)s, ...)]
     [parameters: {'name': '本地测试实验_1764630000', ...}]
     (Background on this error at: https://sqlalche.me/e/20/9h9h)

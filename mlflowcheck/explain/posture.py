@@ -183,15 +183,3 @@ def anonymous_write(answer: Answer, loopback: bool) -> Finding:
             return Finding("warn", f"{said}: anyone on this machine can change runs", AUTH_FIX)
         return Finding("fail", f"Anyone who reaches the server can change it: {said}.", AUTH_FIX)
     return Finding("warn", f"could not tell: {answer.request} answered HTTP {answer.status}")
-
-
-
-
-
-
-
-
-
-
-
-

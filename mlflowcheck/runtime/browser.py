@@ -31,8 +31,6 @@ BROWSER_ARGS = [
 ]  # fmt: skip
 
 
-
-
 ALIVE_EVERY_MS = 2_000  # while waiting for a page, ask this often whether the server still answers
 
 
@@ -214,20 +212,6 @@ def start_browser(state: RunState, user_pages: Callable) -> BrowserSession | Non
     if browser_path is None:
         return None
     return BrowserSession(state, browser_path, user_pages)
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 #: Chromium's error for a request lost on every pooled connection it retried it on (see
