@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    pass
 
 
-@dataclass
+@dataclass(frozen=True)
 class Options:
     tracking_uri: str
     model_format: str | None = None  # None: MLflow's default (skops on 3.17)
