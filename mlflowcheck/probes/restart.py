@@ -68,7 +68,7 @@ def restart_and_read_back(suite: Session) -> None:
         items += 1
     load_points = 0
     if suite.load_sent:
-        loss.add(load.read_back(suite, suite.load_sent))
+        loss.add(load.read_back_load(suite, suite.load_sent))
         load_points = sum(s.points for s in suite.load_sent)
         items += load_points
     if loss.total:
