@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from mlflowcheck.core import secrets
+from mlflowcheck.core.target import Target, parse_target
 
 CLIENT_VARIABLES = (
     "MLFLOW_TRACKING_URI",
@@ -58,3 +59,15 @@ def http_answer(
 def answer():
     """``answer(status, body, ctype=, server=, url=, method=)``: a hand-built requests.Response."""
     return http_answer
+
+
+@pytest.fixture
+def canned(httpserver_ipv4):
+    """pytest-httpserver's IPv4 server (its default host "localhost" may resolve to ::1 first)."""
+    return httpserver_ipv4
+
+
+@pytest.fixture
+def target(canned) -> Target:
+    """The canned server as a tracking server's address."""
+    return parse_target(canned.url_for("").rstrip("/"))

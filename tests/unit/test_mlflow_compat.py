@@ -39,16 +39,9 @@ def update(function: str) -> str:
 
 
 @pytest.fixture(autouse=True)
-def no_client_settings(monkeypatch):
-    for name in ("USERNAME", "PASSWORD", "TOKEN", "INSECURE_TLS", "SERVER_CERT_PATH", "CLIENT_CERT_PATH"):
-        monkeypatch.delenv(f"MLFLOW_TRACKING_{name}", raising=False)
+def no_retries(monkeypatch):
+    # One request per call: a 500 is answered at once, not after MLflow's minutes of retries.
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-
-
-@pytest.fixture
-def canned(httpserver_ipv4):
-    # The IPv4 server of pytest-httpserver: its default host "localhost" may resolve to ::1 first.
-    return httpserver_ipv4
 
 
 @pytest.fixture

@@ -17,13 +17,6 @@ from mlflowcheck.net.http import ResponseDeadline, ResponseTooLarge, http
 from tests.listener import RecordingListener, StuckServer
 
 
-@pytest.fixture(autouse=True)
-def no_client_settings(monkeypatch):
-    for name in ("USERNAME", "PASSWORD", "TOKEN", "INSECURE_TLS", "SERVER_CERT_PATH", "CLIENT_CERT_PATH"):
-        monkeypatch.delenv(f"MLFLOW_TRACKING_{name}", raising=False)
-    monkeypatch.setattr(secrets, "_credential_origin", None)
-
-
 @pytest.fixture
 def canned(httpserver_ipv4):
     # The IPv4 server of pytest-httpserver: its default host "localhost" may resolve to ::1 first.

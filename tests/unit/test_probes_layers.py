@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import importlib.metadata
 import itertools
-import socket
 import sys
 
 import pytest
@@ -18,6 +17,7 @@ from mlflowcheck.core.errors import CheckFailed
 from mlflowcheck.core.target import Target, parse_target
 from mlflowcheck.net.http import http
 from mlflowcheck.probes.layers import access, diagnose, identify, object_store_error, reach, replicas_disagree
+from mlflowcheck.runtime.server import free_port
 
 #: The Server header werkzeug (under pytest-httpserver) sends before any a canned answer adds.
 WERKZEUG = f"Werkzeug/{importlib.metadata.version('werkzeug')} Python/{sys.version.split()[0]}"
@@ -38,31 +38,6 @@ S3_TIP = (
     "MLFLOW_S3_ENDPOINT_URL for a non-AWS store); AccessDenied, grant the server's identity s3:PutObject, "
     "s3:GetObject, s3:ListBucket and s3:DeleteObject on the bucket."
 )
-
-
-@pytest.fixture(autouse=True)
-def no_client_settings(monkeypatch):
-    # The probes read credentials and TLS settings from the environment: start each test with none.
-    for name in ("USERNAME", "PASSWORD", "TOKEN", "INSECURE_TLS", "SERVER_CERT_PATH", "CLIENT_CERT_PATH"):
-        monkeypatch.delenv(f"MLFLOW_TRACKING_{name}", raising=False)
-    monkeypatch.setattr(secrets, "_credential_origin", None)
-
-
-@pytest.fixture
-def canned(httpserver_ipv4):
-    # The IPv4 server of pytest-httpserver: its default host "localhost" may resolve to ::1 first.
-    return httpserver_ipv4
-
-
-@pytest.fixture
-def target(canned) -> Target:
-    return parse_target(canned.url_for("").rstrip("/"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def raised(call, *args) -> CheckFailed:

@@ -4,7 +4,6 @@ which failures are the connection itself."""
 from __future__ import annotations
 
 import itertools
-import socket
 import threading
 import time
 
@@ -13,34 +12,10 @@ import requests
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-from mlflowcheck.core import secrets
-from mlflowcheck.core.target import Target, parse_target
+from mlflowcheck.core.target import parse_target
 from mlflowcheck.net.http import ResponseDeadline, http
 from mlflowcheck.net.liveness import connection_lost, server_fate, versions_seen
-
-
-@pytest.fixture(autouse=True)
-def no_client_settings(monkeypatch):
-    for name in ("USERNAME", "PASSWORD", "TOKEN", "INSECURE_TLS", "SERVER_CERT_PATH", "CLIENT_CERT_PATH"):
-        monkeypatch.delenv(f"MLFLOW_TRACKING_{name}", raising=False)
-    monkeypatch.setattr(secrets, "_credential_origin", None)
-
-
-@pytest.fixture
-def canned(httpserver_ipv4):
-    # The IPv4 server of pytest-httpserver: its default host "localhost" may resolve to ::1 first.
-    return httpserver_ipv4
-
-
-@pytest.fixture
-def target(canned) -> Target:
-    return parse_target(canned.url_for("").rstrip("/"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from mlflowcheck.runtime.server import free_port
 
 
 @pytest.mark.parametrize("status", [200, 401])

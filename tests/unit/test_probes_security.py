@@ -10,7 +10,6 @@ from werkzeug import Request, Response
 
 from mlflowcheck.core import secrets
 from mlflowcheck.core.observations import FOREIGN_HOST, FOREIGN_ORIGIN
-from mlflowcheck.core.target import Target, parse_target
 from mlflowcheck.explain import posture
 from mlflowcheck.probes.security import (
     probe_anonymous_write,
@@ -37,17 +36,6 @@ def credentials_for_the_target(monkeypatch, target):
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "alices-password")
     monkeypatch.setattr(secrets, "_credential_origin", None)
     secrets.use_credentials(None, target.url)
-
-
-@pytest.fixture
-def canned(httpserver_ipv4):
-    # The IPv4 server of pytest-httpserver: its default host "localhost" may resolve to ::1 first.
-    return httpserver_ipv4
-
-
-@pytest.fixture
-def target(canned) -> Target:
-    return parse_target(canned.url_for("").rstrip("/"))
 
 
 def authorizations(canned) -> list[str | None]:
