@@ -115,7 +115,7 @@ def options_page(parser: argparse.ArgumentParser | None = None) -> str:
     return "\n".join(lines)
 
 
-def first_line(path: Path) -> str:
+def summary_of(path: Path) -> str:
     doc = " ".join((ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or "").split("\n\n")[0].split())
     return re.split(r"(?<=[.:])\s", doc, maxsplit=1)[0]
 
@@ -126,12 +126,12 @@ def layout() -> str:
     lines = ["```"]
     top = sorted(p for p in package.glob("*.py"))
     for path in top:
-        lines.append(f"mlflowcheck/{path.name:<22} {first_line(path)}")
+        lines.append(f"mlflowcheck/{path.name:<22} {summary_of(path)}")
     for layer in LAYERS:
-        lines.append(f"mlflowcheck/{layer + '/':<22} {first_line(package / layer / '__init__.py')}")
+        lines.append(f"mlflowcheck/{layer + '/':<22} {summary_of(package / layer / '__init__.py')}")
         for path in sorted((package / layer).glob("*.py")):
             if path.name != "__init__.py":
-                lines.append(f"  {path.name:<32} {first_line(path)}")
+                lines.append(f"  {path.name:<32} {summary_of(path)}")
     lines.append("```")
     return "\n".join(lines) + "\n"
 

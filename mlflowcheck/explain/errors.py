@@ -77,7 +77,7 @@ def explain_http_error(resp: requests.Response, store: CheckFailed | None = None
     if known is not None:
         return known
     request = f"{resp.request.method} {urlsplit(resp.url).path}" if resp.request is not None else resp.url
-    if artifact_failure(resp):
+    if artifact_5xx(resp):  # (one the server explained itself returned above)
         if store is not None:
             return store
         return CheckFailed(
@@ -88,13 +88,13 @@ def explain_http_error(resp: requests.Response, store: CheckFailed | None = None
     return CheckFailed(f"{request} answered {said}.", "look in the server's log for this request.")
 
 
+def artifact_5xx(resp: requests.Response) -> bool:
+    return "/mlflow-artifacts/" in resp.url and resp.status_code >= 500
+
+
 def artifact_failure(resp: requests.Response) -> bool:
     """A bare 5xx of the server's artifact proxy, which its object store may explain."""
-    return (
-        "/mlflow-artifacts/" in resp.url
-        and resp.status_code >= 500
-        and known_server_error(server_message(resp)) is None
-    )
+    return artifact_5xx(resp) and known_server_error(server_message(resp)) is None
 
 
 #: What S3-compatible stores say (botocore passes the message on; MLflow's artifact listing

@@ -26,7 +26,7 @@ from mlflowcheck.runtime.mlflow_compat import (
     map_installed_packages,
     recording_model_uploads,
 )
-from mlflowcheck.runtime.session import Session
+from mlflowcheck.runtime.session import Session, mlflow_client
 from mlflowcheck.runtime.worker import ModelJob, WorkerResults
 
 MODEL_FILES = {"MLmodel", "conda.yaml", "python_env.yaml", "requirements.txt"}
@@ -252,11 +252,9 @@ def run_job(job: ModelJob) -> WorkerResults:
 
     map_installed_packages(job.packages)
     configure_client()
-    mlflow.set_tracking_uri(job.target)
-    mlflow.set_registry_uri(job.target)
     run = ModelRun(
         Options(**job.options),
-        mlflow.MlflowClient(tracking_uri=job.target, registry_uri=job.target),
+        mlflow_client(job.target),
         experiment_id=job.experiment_id,
         run_id=job.run_id,
         tmp=Path(job.tmp),

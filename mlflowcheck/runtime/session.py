@@ -25,8 +25,14 @@ class Session(RunState):
 
     def connect(self) -> None:
         """Make the MLflow client, now that the target is known to be an MLflow server."""
-        import mlflow
+        self.client = mlflow_client(self.target.url)
 
-        mlflow.set_tracking_uri(self.target.url)
-        mlflow.set_registry_uri(self.target.url)
-        self.client = mlflow.MlflowClient(tracking_uri=self.target.url, registry_uri=self.target.url)
+
+def mlflow_client(url: str):
+    """This process's MLflow client for the server at ``url``, tracking and registry (the
+    fluent API too: log_model and set_experiment go through it)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(url)
+    mlflow.set_registry_uri(url)
+    return mlflow.MlflowClient(tracking_uri=url, registry_uri=url)
