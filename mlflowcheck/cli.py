@@ -1,7 +1,8 @@
 """The command line: the options, the output paths checked before anything runs, and the exit.
 
-Exit codes: 0 every check passed; 1 a check failed; 2 the suite could not run (no server,
-not an MLflow server, bad option). The run itself is the engine's (engine.run)."""
+Exit codes: 0 every required check passed; 1 a check of a required group failed or is not
+supported by the server; 2 the suite could not run (no server, not an MLflow server, bad
+option). The run itself is the engine's (engine.run)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 from mlflowcheck.core.errors import EXIT_NO_RUN, CheckFailed
 from mlflowcheck.core.options import Options
 from mlflowcheck.core.target import DEFAULT_TRACKING_URI
-from mlflowcheck.engine.registry import CHECKS
+from mlflowcheck.engine.registry import CHECKS, GROUPS, SEED_GROUPS
 from mlflowcheck.engine.run import run
 from mlflowcheck.report.console import error
 
@@ -34,7 +35,8 @@ def build_parser(prog: str = "test_mlflow_local.py") -> argparse.ArgumentParser:
         prog=prog,
         description="Prove an MLflow tracking deployment works end to end: log the seed's run "
         "through the server and read every item back.",
-        epilog="Exit codes: 0 every check passed, 1 a check failed, 2 the suite could not run.\n\n" + checks_help(),
+        epilog="Exit codes: 0 every required check passed, 1 a required check failed or is unsupported by the "
+        "server, 2 the suite could not run.\n\n" + checks_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,  # keeps the list of checks one per line
     )
     p.add_argument(
@@ -151,6 +153,18 @@ def build_parser(prog: str = "test_mlflow_local.py") -> argparse.ArgumentParser:
     p.add_argument("-k", metavar="EXPR", dest="select", help="run only the checks matching this pytest -k expression")
     p.add_argument("--junitxml", metavar="PATH", help="write JUnit XML results to PATH")
     p.add_argument("--json", metavar="PATH", help="write JSON results to PATH")
+    p.add_argument(
+        "--summary-md",
+        metavar="PATH",
+        help="write the support matrix as Markdown to PATH (e.g. $GITHUB_STEP_SUMMARY)",
+    )
+    p.add_argument(
+        "--require",
+        metavar="GROUPS",
+        type=group_list,
+        help=f"the feature groups that must pass for exit 0, comma-separated (default: {','.join(SEED_GROUPS)}, "
+        "and each group an option turns on); the others are reported in the support matrix",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="add tracebacks to failures")
     p.add_argument("--version", action=VersionAction, help="show the suite's, MLflow's and Python's versions and exit")
     return p
@@ -187,6 +201,16 @@ def version_text(prog: str) -> str:
     except importlib.metadata.PackageNotFoundError:
         client = "MLflow is not installed"
     return f"{prog} {__version__} ({client}, Python {sys.version.split()[0]})"
+
+
+def group_list(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in GROUPS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown feature group {', '.join(map(repr, unknown)) or repr(text)}; the groups: {', '.join(GROUPS)}"
+        )
+    return names
 
 
 def positive_float(text: str) -> float:
@@ -242,7 +266,7 @@ def main(argv: list[str] | None = None, project_dir: Path | None = None, prog: s
 
 
 #: The options that name something the suite writes: files, and folders it writes into.
-OUTPUT_FILES = {"json": "--json", "junitxml": "--junitxml"}
+OUTPUT_FILES = {"json": "--json", "junitxml": "--junitxml", "summary_md": "--summary-md"}
 OUTPUT_FOLDERS = {"screenshots": "--screenshots", "server_dir": "--server-dir"}
 
 
@@ -258,7 +282,7 @@ def output_paths_problem(args) -> CheckFailed | None:
         if value:
             why = file_unwritable(Path(value))
             if why:
-                example = "junit.xml" if attr == "junitxml" else "result.json"
+                example = {"junitxml": "junit.xml", "summary_md": "summary.md"}.get(attr, "result.json")
                 tip = f"give {option} a file in a folder that exists and that you can write, e.g. {option} {example}"
                 return CheckFailed(f"{option} {value}: {why}.", tip, fatal=True)
     for attr, option in OUTPUT_FOLDERS.items():

@@ -1,4 +1,4 @@
-"""The one error a check raises: a cause and a Tip; and the exit codes."""
+"""The errors a check raises (a cause and a Tip; a feature the server lacks), and the exit codes."""
 
 from __future__ import annotations
 
@@ -21,3 +21,12 @@ class CheckFailed(Exception):
 
     def __str__(self) -> str:
         return f"{self.message}\nTip: {self.tip}" if self.tip else self.message
+
+
+class Unsupported(CheckFailed):
+    """The server says it has no such endpoint (or its version predates the API): the feature
+    is missing, not broken. Kept apart from failures in the verdict and the support matrix."""
+
+    def __init__(self, message: str, tip: str | None = None, *, endpoint: str = ""):
+        super().__init__(message, tip)
+        self.endpoint = endpoint  # "POST /api/2.0/mlflow/runs/log-inputs", when one was asked

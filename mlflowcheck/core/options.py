@@ -27,3 +27,5 @@ class Options:
     security: bool = False  # --security: the read-only security probes
     security_write: bool = False  # --security-write: also the write probes, on this run's own objects
     backend_store_uri: str | None = None  # of a server this suite started, password hidden (for `mlflow gc`)
+    require: tuple[str, ...] | None = None  # --require: the feature groups that must pass; None: the default set
+    summary_md: Path | None = None  # --summary-md: the support matrix as Markdown

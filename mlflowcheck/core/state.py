@@ -13,7 +13,7 @@ from pathlib import Path
 
 from mlflowcheck.core.errors import EXIT_FAILED, EXIT_NO_RUN, EXIT_OK
 from mlflowcheck.core.loadstats import Figures, Sent
-from mlflowcheck.core.observations import Exposure
+from mlflowcheck.core.observations import Exposure, Implementation
 from mlflowcheck.core.options import Options
 from mlflowcheck.core.target import Target
 from mlflowcheck.core.timeline import Timeline
@@ -47,7 +47,7 @@ class Created:
 @dataclass
 class CheckResult:
     name: str
-    status: str  # "passed" | "failed" | "skipped"
+    status: str  # "passed" | "failed" | "unsupported" (the server lacks the API) | "skipped"
     duration: float
     message: str = ""
     fatal: bool = False
@@ -63,6 +63,7 @@ class RunState:
     target: Target | None = None
     client_version: str = ""
     server_version: str = ""
+    implementation: Implementation | None = None  # which server answers (the server check)
     experiment_id: str | None = None
     experiment_name: str | None = None
     run_id: str | None = None
@@ -128,6 +129,8 @@ class RunState:
         """
         if self.target is None:
             return None
+        if self.implementation is not None and self.implementation.ui_path != "/":
+            return f"{self.target.url}{self.implementation.ui_path}#{path}"
         return self.target.ui_link(f"{path}?workflowType=machine_learning")
 
     @property
@@ -145,18 +148,22 @@ class RunState:
         return self.ui_url(f"/experiments/{self.experiment_id}/runs/{self.run_id}" + (f"/{tab}" if tab else ""))
 
     def counts(self) -> dict[str, int]:
-        counts = {"passed": 0, "failed": 0, "skipped": 0, "warned": 0}
+        counts = {"passed": 0, "failed": 0, "unsupported": 0, "skipped": 0, "warned": 0}
         for result in self.results:
             counts[result.status] += 1
             counts["warned"] += result.warning
         return counts
 
-    def exit_code(self) -> int:
-        """0 every check passed; 1 a check failed; 2 the suite could not run."""
+    def exit_code(self, required: frozenset[str] | None = None, group_of: dict[str, str] | None = None) -> int:
+        """0 every required check passed; 1 a check of a required group failed or is unsupported;
+        2 the suite could not run. ``required``: the groups that must pass (None: every group),
+        ``group_of``: each check's group (the registry's)."""
         if any(r.fatal for r in self.results):
             return EXIT_NO_RUN
-        if any(r.status == "failed" for r in self.results):
-            return EXIT_FAILED
+        group_of = group_of or {}
+        for r in self.results:
+            if r.status in ("failed", "unsupported") and (required is None or group_of.get(r.name) in required):
+                return EXIT_FAILED
         return EXIT_OK
 
 

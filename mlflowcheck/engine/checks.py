@@ -12,10 +12,12 @@ from __future__ import annotations
 from mlflowcheck.core.errors import CheckFailed
 from mlflowcheck.core.target import parse_target
 from mlflowcheck.explain import posture
-from mlflowcheck.explain.deployment import version_skew
+from mlflowcheck.explain.deployment import describe_server_info, version_skew
+from mlflowcheck.explain.support import is_unsupported, said, unsupported
 from mlflowcheck.net.http import auth_from_env
 from mlflowcheck.net.liveness import versions_seen
 from mlflowcheck.probes import artifacts, cleanup, load, restart, tracking
+from mlflowcheck.probes.identity import SERVER_INFO, identify_implementation, server_info
 from mlflowcheck.probes.layers import access, identify, reach
 from mlflowcheck.probes.models import worker_check
 from mlflowcheck.probes.security import (
@@ -41,28 +43,51 @@ def check_network(suite):
 
 def check_server(suite):
     suite.server_version = identify(suite.target)
-    suite.note("server", f"MLflow {suite.server_version}" if suite.server_version else "protected; version after login")
+    suite.implementation = identify_implementation(suite.target, suite.server_version)
+    found = suite.implementation
+    suite.note("server", found.describe() if found.version else "protected; version after login")
 
 
 def check_access(suite):
-    access(suite.target)
+    access(suite.target, suite.implementation)
     suite.note("access", "the REST API answers JSON" + (" (with credentials)" if auth_from_env() else ""))
     if not suite.server_version:
         suite.server_version = identify(suite.target)
+        suite.implementation = identify_implementation(suite.target, suite.server_version)
+        suite.note("access", f"{suite.notes['access']}; the server is {suite.implementation.describe()}")
+    suite.connect()
 
 
 def check_versions(suite):
+    import pytest
+
+    found = suite.implementation
+    if found is not None and not found.is_mlflow:
+        # Another product's version number says nothing about MLflow's: what it supports is the
+        # support matrix's question, check by check.
+        pytest.skip(f"{found.name} is not MLflow's own server: its version does not compare with MLflow's")
+    seen = versions_seen(suite.target)
+    suite.topology["server_versions_seen"] = seen
     suite.note(
         "versions",
         version_skew(suite.client_version, suite.server_version)
         or f"client and server both MLflow {suite.client_version}",
     )
-    seen = versions_seen(suite.target)
-    suite.topology["server_versions_seen"] = seen
     if len(seen) > 1:
         suite.warn("versions", f"the replicas behind this address run different MLflow versions: {', '.join(seen)}"
                    "\nTip: run one MLflow version on every replica (they share one database schema).")  # fmt: skip
-    suite.connect()
+
+
+def check_server_info(suite):
+    info, answer = server_info(suite.target)
+    if info is None:
+        if answer is not None and is_unsupported(answer):
+            raise unsupported(answer, suite.implementation)
+        raise CheckFailed(
+            f"GET {SERVER_INFO} answered {said(answer) if answer else 'nothing'}, not the JSON MLflow 3.10+ sends.",
+            "look in the server's log for this request.",
+        )
+    suite.note("server_info", describe_server_info(info))
 
 
 def check_ui(suite):

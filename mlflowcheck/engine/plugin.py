@@ -14,22 +14,35 @@ from typing import TextIO
 
 import pytest
 
-from mlflowcheck.core.errors import CheckFailed
+from mlflowcheck.core.errors import CheckFailed, Unsupported
 from mlflowcheck.core.state import CheckResult
 from mlflowcheck.engine.handles import start_chromium, start_model_worker
-from mlflowcheck.engine.registry import BY_NAME, IN_WORKER, order
+from mlflowcheck.engine.registry import BY_NAME, GROUP_OF, GROUPS, IN_WORKER, order, required_groups
 from mlflowcheck.explain.errors import known_server_error
+from mlflowcheck.explain.support import is_unsupported, not_in_version, older_than, unsupported
 from mlflowcheck.net.liveness import connection_lost, server_fate
+from mlflowcheck.probes.identity import ask
 from mlflowcheck.probes.layers import diagnose
+from mlflowcheck.report import matrix
 from mlflowcheck.report.console import check_line, printable, progress_line
 from mlflowcheck.report.files import properties
+from mlflowcheck.runtime.mlflow_compat import last_refusal, refusal_mark
 from mlflowcheck.runtime.server import log_errors, log_size, tail
 from mlflowcheck.runtime.session import Session
+
+
+def support_matrix(suite: Session) -> dict:
+    """The run's support matrix (report.matrix), with the registry's groups and --require's."""
+    return matrix.build(suite, GROUP_OF, GROUPS, required_groups(suite.options))
 
 
 def check_name(item_or_report) -> str:
     name = item_or_report.nodeid.rsplit("::", 1)[-1]
     return name.removeprefix("check_")
+
+
+#: Why a prerequisite did not pass, for the skip's reason.
+NOT_PASSED = {None: "was not selected", "failed": "failed", "unsupported": "this server does not support"}
 
 
 class SuiteTimeout(BaseException):
@@ -45,6 +58,8 @@ class SuitePlugin:
             suite.progress = self.progress
         self.current: str | None = None  # the check running now
         self.log_offset = 0
+        self.refusals = 0  # refusal_mark() when the current check began
+        self.unsupported: set[str] = set()  # checks the server lacks (reported as skipped to pytest)
 
     def pytest_sessionstart(self, session):
         if self.suite.options.timeout is not None:
@@ -65,8 +80,9 @@ class SuitePlugin:
     @pytest.fixture(scope="session", name="suite")
     def suite_fixture(self, record_testsuite_property) -> Session:
         yield self.suite
-        # After the last check: facts about the run as a whole, as JUnit <properties>.
-        for name, value in properties(self.suite).items():
+        # After the last check: facts about the run as a whole, and the support matrix's groups,
+        # as JUnit <properties>.
+        for name, value in {**properties(self.suite), **matrix.properties(support_matrix(self.suite))}.items():
             record_testsuite_property(name, printable(value))
 
     def pytest_collection_modifyitems(self, config, items):
@@ -94,6 +110,7 @@ class SuitePlugin:
     def pytest_runtest_setup(self, item):
         self.current = check_name(item)
         self.log_offset = log_size(self.suite.options.server_log)
+        self.refusals = refusal_mark()
         if self.suite.timed_out:
             pytest.skip(self.suite.expiry)
         if self.suite.server_down:  # at once: no check waits on a dead address
@@ -102,15 +119,26 @@ class SuitePlugin:
         for dep in check.needs if check else ():
             status = self.suite.outcome(dep)
             if status != "passed":
-                why = "was not selected" if status is None else ("failed" if status == "failed" else "was skipped")
-                pytest.skip(f"needs '{dep}', which {why}")
+                self.probe_api(check)
+                pytest.skip(f"needs '{dep}', which {NOT_PASSED.get(status, 'was skipped')}")
+        found = self.suite.implementation
+        if check and check.since and found is not None and found.is_mlflow and older_than(found.version, check.since):
+            self.unsupported.add(check.name)  # not asked: the server's MLflow predates the API
+            pytest.skip(not_in_version(check.name, check.since, found).message)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item, call):
         report = yield
         if call.excinfo is not None and not call.excinfo.errisinstance(pytest.skip.Exception):
             timed_out = self.suite.timed_out == check_name(item)
-            failure = self.timeout_failure() if timed_out else diagnose(call.excinfo.value)
+            refused = last_refusal(since=self.refusals)
+            failure = (
+                self.timeout_failure()
+                if timed_out
+                else diagnose(call.excinfo.value, refused, self.suite.implementation)
+            )
+            if isinstance(failure, Unsupported):
+                return self.as_unsupported(item, report, failure)
             report.fatal = failure.fatal
             text = str(failure)
             said = log_errors(self.suite.options.server_log, since=self.log_offset)
@@ -125,6 +153,25 @@ class SuitePlugin:
             if self.suite.options.verbose:
                 text += "\n" + str(report.longrepr)
             report.longrepr = printable(text)  # JUnit XML carries it as it is here
+        return report
+
+    def probe_api(self, check) -> None:
+        """A check that cannot run: does the server have its API at all? If its probe says the
+        endpoint is missing, the check is unsupported (named), not merely skipped."""
+        if check.probe is None or self.suite.target is None or self.suite.server_down or self.suite.timed_out:
+            return
+        answer = ask(self.suite.target, check.probe)
+        if answer is not None and is_unsupported(answer):
+            self.unsupported.add(check.name)
+            pytest.skip(unsupported(answer, self.suite.implementation).message)
+
+    def as_unsupported(self, item, report, failure: Unsupported):
+        """The server lacks the API: to pytest (and JUnit) a skip with the reason; to the suite,
+        its own status."""
+        self.unsupported.add(check_name(item))
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), item.location[1] or 0, printable(f"Unsupported: {failure}"))
+        report.fatal = False
         return report
 
     def after_connection_lost(self, name: str, text: str) -> str:
@@ -158,7 +205,7 @@ class SuitePlugin:
         name = check_name(report)
         if report.skipped:
             message = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-            message = message.removeprefix("Skipped: ")
+            message = message.removeprefix("Skipped: ").removeprefix("Unsupported: ")
         elif report.failed:
             message = str(report.longrepr)
         else:
@@ -168,9 +215,10 @@ class SuitePlugin:
             self.out.write("\r\033[K")  # clear the live status line before the result line
         if report.passed and name not in ("uri", "network"):
             self.suite.last_answered = name
-        if not report.skipped:
+        status = "unsupported" if name in self.unsupported else report.outcome
+        if not report.skipped or status == "unsupported":
             self.suite.timeline.add(f"check {name}", report.start, report.stop)
-        result = CheckResult(name, report.outcome, report.duration, message, getattr(report, "fatal", False))
+        result = CheckResult(name, status, report.duration, message, getattr(report, "fatal", False))
         result.warning = report.passed and name in self.suite.warnings
         self.suite.results.append(result)
         self.out.write(check_line(result))

@@ -17,8 +17,10 @@ from dataclasses import dataclass
 
 #: The feature groups, in the order the docs list them: what each says about a deployment.
 GROUPS = {
-    "server": "the layers before any data moves: the address, the network, MLflow, access, versions",
-    "tracking": "the tracking store: experiments, runs, params, metrics, datasets, search",
+    "server": "the layers before any data moves: the address, the network, which server answers, access, versions",
+    "info": "what the server says about itself (MLflow 3.10+'s `server-info`: store, workspaces, trace archival)",
+    "tracking": "the tracking store: experiments, runs, params, metrics, search",
+    "datasets": "dataset inputs of a run (`mlflow.log_input`): name, digest, source, schema, profile",
     "artifacts": "the artifact store, through the server",
     "models": "logged models: saved, stored, loaded back with the same predictions",
     "registry": "the model registry: versions and aliases",
@@ -40,6 +42,10 @@ class Check:
     flag: str | None = None  # the command-line option that sets ``option``, for the docs
     in_worker: bool = False  # runs in the model worker process (runtime.worker)
     since: str | None = None  # the oldest MLflow server version with the API it uses; None: any
+    endpoints: tuple[str, ...] = ()  # the REST endpoints it writes or reads, for the support matrix's docs
+    #: A read-only GET that tells whether the server has the API at all, asked when a prerequisite
+    #: did not pass: the matrix then says UNSUPPORTED (the endpoint missing) rather than SKIPPED.
+    probe: str | None = None
     detail: str = ""  # what it does and proves in full, for docs/checks.md (markdown)
 
     @property
@@ -69,9 +75,13 @@ CHECKS: tuple[Check, ...] = (
     Check(
         "server",
         "server",
-        "what answers is MLflow: `GET /version` returns a version",
+        "what answers speaks MLflow's API: `GET /version` returns a version; which server it is",
         needs=("network",),
-        detail=("what answers is MLflow: `GET /version` returns a version string (a `/health` 200 proves little)"),
+        detail=(
+            "what answers speaks MLflow's API: `GET /version` returns a version string (a `/health` 200 proves "
+            "little); which server it is (MLflow's own, or another product such as FastTrackML, by its `Server` "
+            "header and `server-info`), the auth layer (MLflow's basic-auth, mlflow-oidc-auth) and the proxy in front"
+        ),
     ),
     Check(
         "access",
@@ -86,8 +96,18 @@ CHECKS: tuple[Check, ...] = (
         "client and server major versions match; replicas run one version",
         needs=("access",),
         detail=(
-            "client and server major versions match (a 2.x server is a failure with the fix; minor skew is a note)"
+            "client and server major versions match (a 2.x server is a failure with the fix; minor skew is a "
+            "note); skipped for a server that is not MLflow's own (its version is not MLflow's). A mismatch skips "
+            "nothing: the checks whose API the server lacks are reported as unsupported"
         ),
+    ),
+    Check(
+        "server_info",
+        "info",
+        "the server describes itself at `GET /api/3.0/mlflow/server-info`",
+        needs=("access",),
+        since="3.10",
+        endpoints=("GET /api/3.0/mlflow/server-info",),
     ),
     # Early: the browser (started with the server) loads the web app while the tracking checks run.
     Check("ui", "ui", "the web app is served at the root and its script loads", needs=("server",)),
@@ -95,7 +115,13 @@ CHECKS: tuple[Check, ...] = (
         "experiment",
         "tracking",
         "a new experiment, read back by id and by name",
-        needs=("versions",),
+        needs=("access",),
+        endpoints=(
+            "experiments/create",
+            "experiments/get",
+            "experiments/get-by-name",
+            "experiments/set-experiment-tag",
+        ),
         detail=(
             "experiment `本地测试实验_<unix time>` created (if another client has that name, the "
             "server refuses and the suite takes `_2`, `_3`, …: never a shared experiment), "
@@ -108,6 +134,7 @@ CHECKS: tuple[Check, ...] = (
         "tracking",
         "the run's 4 params read back equal",
         needs=("experiment",),
+        endpoints=("runs/create", "runs/log-batch", "runs/get"),
         detail=("run `本地测试运行` started; learning_rate, batch_size, epochs, model_type read back equal"),
     ),
     Check(
@@ -115,14 +142,16 @@ CHECKS: tuple[Check, ...] = (
         "tracking",
         "2 metric histories, 5 steps each, read back equal",
         needs=("params",),
+        endpoints=("runs/log-metric", "metrics/get-history"),
         detail=("full history of `accuracy` and `loss`, 5 steps each: step, value and timestamp equal"),
     ),
     Check(
         "dataset",
-        "tracking",
+        "datasets",
         "the 100-row dataset input: name, digest, source, schema, profile, context",
         needs=("params",),
         since="2.4",
+        endpoints=("runs/log-inputs", "runs/get"),
         detail=(
             "the 100-row DataFrame logged with `mlflow.data.from_pandas(..., "
             'targets="target")`: name, digest, source (a code source naming 本地生成的测试数据), '
@@ -134,6 +163,7 @@ CHECKS: tuple[Check, ...] = (
         "artifacts",
         "artifacts go through the server, never to the client's disk; the report read back, sha256 equal",
         needs=("params",),
+        endpoints=("mlflow-artifacts/artifacts (PUT, GET)", "artifacts/list"),
         detail=(
             "the run's artifacts go through the server's artifact proxy (`mlflow-artifacts:`)"
             " or to an object store, never to a path on the client's disk; "
@@ -146,6 +176,7 @@ CHECKS: tuple[Check, ...] = (
         "artifacts",
         "a 4 MiB artifact goes through; if a proxy refuses it, the largest size that does",
         needs=("artifact",),
+        endpoints=("mlflow-artifacts/artifacts (PUT, GET)",),
         detail=(
             "one artifact of `--upload-size` (default 4 MiB, above nginx's default 1 MB body "
             "limit, which the seed's few-KB files never meet) uploaded, downloaded, sha256 "
@@ -159,15 +190,18 @@ CHECKS: tuple[Check, ...] = (
         "tracking",
         "the run is found by a param and a metric filter, the experiment by name",
         needs=("metrics",),
+        endpoints=("runs/search", "experiments/search"),
         detail=("`search_runs` finds the run by a param and a metric filter; the experiment is found by name"),
     ),
     Check(
         "model",
         "models",
         "the scikit-learn model logged, every file sha256-verified, loaded: same predictions",
-        needs=("dataset", "artifact"),
+        needs=("artifact",),
         in_worker=True,
         since="3.0",
+        endpoints=("logged-models (create, get, finalize)", "mlflow-artifacts/artifacts (PUT, GET)"),
+        probe="/api/2.0/mlflow/logged-models/m-mlflowcheck-probe",
         detail=(
             "a `LogisticRegression` trained on the dataset, logged with signature and input "
             "example: status READY, belongs to the run and its experiment, MLmodel, "
@@ -182,6 +216,7 @@ CHECKS: tuple[Check, ...] = (
         "tracking",
         "the run ended FINISHED",
         needs=("params",),
+        endpoints=("runs/update", "runs/get"),
         detail=("run ended: name, status FINISHED, start ≤ end times"),
     ),
     Check(
@@ -191,6 +226,8 @@ CHECKS: tuple[Check, ...] = (
         needs=("model",),
         in_worker=True,
         since="3.0",
+        endpoints=("registered-models/create", "model-versions/create", "registered-models/alias"),
+        probe="/api/2.0/mlflow/registered-models/get?name=mlflowcheck-probe-no-such-model",
         detail=(
             "the model registered (each run adds a version to `mlflow-local-test-model`), "
             "version READY and pointing at the run, the run's alias (`@check-<run id>`, or "
@@ -274,6 +311,10 @@ CHECKS: tuple[Check, ...] = (
 )
 
 BY_NAME = {check.name: check for check in CHECKS}
+#: Each check's feature group.
+GROUP_OF = {check.name: check.group for check in CHECKS}
+#: The groups the seed's workflow uses: by default each must pass (``--require``).
+SEED_GROUPS = ("server", "tracking", "datasets", "artifacts", "models", "registry", "ui")
 #: The checks that run when no option asks for more.
 DEFAULT = tuple(check.name for check in CHECKS if not check.opt_in)
 #: The checks that run in the model worker: it is started only when one of them is selected.
@@ -283,3 +324,12 @@ IN_WORKER = frozenset(check.name for check in CHECKS if check.in_worker)
 def order(name: str) -> int:
     """A check's place in the run (unknown names last)."""
     return next((i for i, check in enumerate(CHECKS) if check.name == name), len(CHECKS))
+
+
+def required_groups(options) -> frozenset[str]:
+    """What must pass for exit 0: --require's groups, else the seed's and every group an
+    option turned on (--load, --restart, --security, --cleanup)."""
+    if options.require is not None:
+        return frozenset(options.require)
+    asked = {c.group for c in CHECKS if c.opt_in and getattr(options, c.option)}
+    return frozenset(SEED_GROUPS) | asked

@@ -19,7 +19,7 @@ from mlflowcheck.core.options import Options
 from mlflowcheck.core.secrets import redact_backend_uri, split_credentials, use_credentials
 from mlflowcheck.core.target import DEFAULT_TRACKING_URI, parse_target, resolve_tracking_uri
 from mlflowcheck.explain.databases import explain_database_error
-from mlflowcheck.report.console import error, printable, summary
+from mlflowcheck.report.console import error, printable, summary, verdict_line
 from mlflowcheck.report.files import json_text, write_report
 from mlflowcheck.runtime.server import LOCAL_HOSTS, LocalServer, ServerStartError, is_listening, missing_driver
 from mlflowcheck.runtime.session import Session
@@ -82,6 +82,8 @@ def run(args, project_dir: Path | None) -> int:
                 security=args.security or args.security_write,
                 security_write=args.security_write,
                 backend_store_uri=redact_backend_uri(server.backend_store_uri) if server else None,
+                require=args.require,
+                summary_md=Path(args.summary_md) if args.summary_md else None,
             ),
             started=started,
             local_server=server,
@@ -244,7 +246,9 @@ def run_checks(suite: Session, args, out) -> int:
 
     import pytest
 
-    from mlflowcheck.engine.plugin import SuitePlugin
+    from mlflowcheck.engine.plugin import SuitePlugin, support_matrix
+    from mlflowcheck.engine.registry import GROUP_OF, required_groups
+    from mlflowcheck.report import matrix
     from mlflowcheck.runtime.mlflow_compat import configure_client
 
     configure_client()  # once, before any check: quick retries, error bodies kept, no IPython
@@ -272,15 +276,20 @@ def run_checks(suite: Session, args, out) -> int:
         pytest_args += ["--junitxml", str(junit)]
     plugin = SuitePlugin(suite, out)
     status = pytest.main(pytest_args, plugins=[plugin])
-    code = suite.exit_code()
+    found = support_matrix(suite)
+    code = suite.exit_code(required_groups(suite.options), GROUP_OF)
     if status == pytest.ExitCode.INTERRUPTED:
         out.write("Interrupted (Ctrl+C): the checks after the last line above did not run.\n")
         code = EXIT_NO_RUN
     elif status not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not suite.results:
         error(checks_did_not_run(status))
         code = EXIT_NO_RUN
-    summary(suite, code, out)
+    summary(suite, code, out, matrix.text(found) if suite.results else "")
     problems = []
+    if args.summary_md:
+        title = f"MLflow deployment check: {suite.target.url if suite.target else suite.options.tracking_uri}"
+        text = matrix.markdown(found, title, verdict_line(suite, code).removeprefix("Verdict: ").strip())
+        problems.append(write_report(Path(args.summary_md), text, "Markdown summary"))
     if args.junitxml:
         text = junit.read_text(encoding="utf-8") if junit.exists() else None
         if text is None:
@@ -288,7 +297,7 @@ def run_checks(suite: Session, args, out) -> int:
         else:
             problems.append(write_report(Path(args.junitxml), text, "JUnit XML"))
     if args.json:
-        problems.append(write_report(Path(args.json), json_text(suite, code), "JSON report"))
+        problems.append(write_report(Path(args.json), json_text(suite, code, found), "JSON report"))
     for problem in filter(None, problems):
         error(problem)
         code = EXIT_NO_RUN

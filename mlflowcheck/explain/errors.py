@@ -13,19 +13,32 @@ import requests
 import requests.adapters
 
 from mlflowcheck.core.errors import CheckFailed
+from mlflowcheck.core.observations import AUTH_NAMES, Answer, Implementation
 from mlflowcheck.core.secrets import Credentials, env_credentials
 from mlflowcheck.explain.databases import explain_database_error
+from mlflowcheck.explain.support import answer_of, is_unsupported, said, unsupported
 from mlflowcheck.explain.text import first_lines, html_text, server_message, server_text
 
 
-def explain(exc: BaseException) -> CheckFailed:
-    """Turn an exception from the MLflow client into a message with a cause and a tip."""
+def explain(exc: BaseException, refused: Answer | None = None, server: Implementation | None = None) -> CheckFailed:
+    """Turn an exception from the MLflow client into a message with a cause and a tip.
+
+    ``refused``: the last answer of 400 or more the client got during the check (the client's
+    exceptions keep neither the endpoint nor the HTTP status); ``server``: who answers."""
     if isinstance(exc, CheckFailed):
         return exc
     from mlflow.exceptions import MlflowException, RestException
 
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        refused = answer_of(exc.response)
+    if isinstance(exc, (MlflowException, requests.HTTPError)) and refused is not None:
+        by_status = refusal(refused, server)
+        if by_status is not None:
+            return by_status
+    if isinstance(exc, RestException) and exc.error_code == "ENDPOINT_NOT_FOUND":
+        return unsupported(None, server)
     if isinstance(exc, RestException) and exc.error_code == "PERMISSION_DENIED":
-        return permission_denied("the request", first_lines(exc.message))
+        return permission_denied("the request", first_lines(exc.message), server)
     if isinstance(exc, MlflowException):
         text = exc.message
         if status_in(text) == 403 and "Permission denied" in text:  # an artifact request, through the client
@@ -53,7 +66,7 @@ def explain(exc: BaseException) -> CheckFailed:
             )
         return CheckFailed(first_lines(text), "look in the server's log for the request that failed.")
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
-        return explain_http_error(exc.response)
+        return explain_http_error(exc.response, server=server)
     if isinstance(exc, requests.Timeout):
         return CheckFailed(f"The server did not answer in time: {exc}", "is it overloaded or hung? Look at its log.")
     if isinstance(exc, requests.ConnectionError):
@@ -67,12 +80,46 @@ def explain(exc: BaseException) -> CheckFailed:
     )
 
 
-def explain_http_error(resp: requests.Response, store: CheckFailed | None = None) -> CheckFailed:
+def refusal(answer: Answer, server: Implementation | None = None) -> CheckFailed | None:
+    """What an answer's status alone decides: 403 is a permission (whatever the body says: MLflow's
+    PERMISSION_DENIED, a plugin's {"message": "Permission denied"}, a gateway's page), 401 is
+    authentication, a missing endpoint is unsupported; else None (the body tells)."""
+    if answer.status == 403 and "Invalid Host header" not in answer.body:
+        return permission_denied(answer.request, said(answer), server)
+    if answer.status == 401:
+        return unauthenticated(answer, server)
+    if is_unsupported(answer):
+        return unsupported(answer, server)
+    return None
+
+
+def unauthenticated(answer: Answer, server: Implementation | None = None) -> CheckFailed:
+    """HTTP 401: the credentials are missing or refused (never a storage or UI problem)."""
+    creds = env_credentials()
+    have = "no credentials were given" if creds is None else "the credentials this client sent were refused"
+    layer = AUTH_NAMES.get(server.auth, server.auth) if server is not None and server.auth else "the server"
+    how = {
+        "oidc-auth": "a user's or service account's access token from mlflow-oidc-auth (its UI: "
+        "Tokens) as MLFLOW_TRACKING_PASSWORD, with the account's name as MLFLOW_TRACKING_USERNAME",
+    }.get(
+        server.auth if server else "",
+        "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)",
+    )
+    return CheckFailed(
+        f"{answer.request} answered HTTP 401: {layer} requires authentication and {have}.",
+        f"set {how} to an account on this server, then run again.",
+    )
+
+
+def explain_http_error(
+    resp: requests.Response, store: CheckFailed | None = None, server: Implementation | None = None
+) -> CheckFailed:
     """A failed request the client made directly (artifact uploads and downloads); ``store``:
     what the object store behind the server said, when a probe asked it (``artifact_failure``)."""
     said = server_message(resp)
-    if resp.status_code == 403 and "Invalid Host header" not in said:
-        return permission_denied(f"{resp.request.method} {urlsplit(resp.url).path}", said)
+    decided = refusal(answer_of(resp), server)
+    if decided is not None:
+        return decided
     known = known_server_error(said)
     if known is not None:
         return known
@@ -154,20 +201,43 @@ def answered_by(text: str) -> str:
     return "The server (or a proxy in front of it)"
 
 
-def permission_denied(what: str, said: str) -> CheckFailed:
-    """HTTP 403 from MLflow's auth app (or a proxy): a permission, never a storage problem."""
+def permission_denied(what: str, said: str, server: Implementation | None = None) -> CheckFailed:
+    """HTTP 403 from an auth layer (or a proxy): a permission, never a storage problem. Names
+    the account, the resource and how the auth layer in front grants it."""
     creds = env_credentials()
     who = f"the account {creds.username!r}" if isinstance(creds, Credentials) else "these credentials"
     if creds is None:
         who = "an anonymous client"
+    resource = next((f", on {name}" for key, name in RESOURCES.items() if key in what), "")
+    auth = server.auth if server is not None else ""
+    grant = GRANTS.get(auth, GRANTS["basic-auth"])
+    answer = said if said.startswith("HTTP") else f"HTTP 403 ({said})"
     return CheckFailed(
-        f"The server does not allow {who} to do this: {what} answered HTTP 403 ({said}).",
-        "this is a permission, not a storage problem. An admin grants it: with MLflow's basic-auth app, "
-        "EDIT on the registered model (`mlflow.server.get_app_client('basic-auth', tracking_uri=URL)"
-        ".create_registered_model_permission(NAME, USER, 'EDIT')`, or POST "
-        "/api/2.0/mlflow/registered-models/permissions/create) or on the experiment "
-        "(create_experiment_permission); or use --registered-model with a model this account may edit.",
+        f"The server does not allow {who} to do this: {what} answered {answer}{resource}.",
+        f"this is a permission, not a storage problem. An admin grants it: {grant}; or use --registered-model "
+        "with a model this account may edit.",
     )
+
+
+#: What a request path writes to, for the permission message.
+RESOURCES = {
+    "registered-models": "the registered model (--registered-model), which this account may not edit",
+    "model-versions": "the registered model (--registered-model), which this account may not edit",
+    "logged-models": "a logged model in the run's experiment",
+    "mlflow-artifacts": "the run's artifacts",
+    "experiments": "an experiment",
+    "runs": "a run of the experiment",
+}
+
+#: How each auth layer grants a permission (the 403's fix): "An admin grants it: ...".
+GRANTS = {
+    "basic-auth": "with MLflow's basic-auth app, EDIT on the registered model "
+    "(`mlflow.server.get_app_client('basic-auth', tracking_uri=URL).create_registered_model_permission(NAME, "
+    "USER, 'EDIT')`, or POST /api/2.0/mlflow/registered-models/permissions/create) or on the experiment "
+    "(create_experiment_permission)",
+    "oidc-auth": "with mlflow-oidc-auth, in its web UI (/oidc/ui: the model or experiment, then its permissions) "
+    "or through its REST API (a registered-model or experiment permission for this account, EDIT or MANAGE)",
+}
 
 
 #: Server-side failures recognised in the server's own error message: (pattern, cause, tip). The

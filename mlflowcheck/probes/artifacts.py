@@ -127,11 +127,19 @@ def check_route(suite: Session) -> str:
         )
     resp = http("GET", f"{suite.target.url}/api/2.0/mlflow-artifacts/artifacts", params={"path": suite.experiment_id})
     said = server_message(resp) if resp.status_code != 200 else "it answers, but the run does not use it"
+    found = suite.implementation
+    tip = NOT_PROXIED_TIP
+    if found is not None and not found.is_mlflow:
+        tip = (
+            f"{found.product} gives runs its --default-artifact-root as they are, and a local path there is a path "
+            "on each client's disk: point it at an object store that the server and every client reach "
+            "(s3://bucket/prefix, with the clients' credentials), or use MLflow's own server with --serve-artifacts."
+        )
     raise CheckFailed(
         f"The run's artifact URI is {uri!r}, a path on the client: artifacts would be written to "
         "this machine's disk, not to the server, and other clients could not read them. The "
         f"server's artifact proxy says: {said}",
-        NOT_PROXIED_TIP,
+        tip,
     )
 
 

@@ -14,6 +14,7 @@ import requests
 import requests.adapters
 
 from mlflowcheck.core.errors import CheckFailed
+from mlflowcheck.core.observations import Answer, Implementation
 from mlflowcheck.core.target import DEFAULT_TRACKING_URI, SEED_SERVER_COMMAND, Target
 from mlflowcheck.explain.deployment import reverse_proxy, sign_in_page
 from mlflowcheck.explain.errors import (
@@ -24,7 +25,9 @@ from mlflowcheck.explain.errors import (
     known_server_error,
     object_store_said,
     permission_denied,
+    unauthenticated,
 )
+from mlflowcheck.explain.support import answer_of
 from mlflowcheck.explain.text import describe_response, first_lines, server_message
 from mlflowcheck.explain.tls import (
     CLIENT_CERT_ALERTS,
@@ -254,10 +257,12 @@ def scheme_problem(target: Target) -> CheckFailed | None:
     )
 
 
-def access(target: Target) -> None:
+def access(target: Target, server: Implementation | None = None) -> None:
     """Layer 5, access: a real API call answers JSON with our credentials."""
     url = f"{target.url}/api/2.0/mlflow/experiments/search"
     resp = http("GET", url, params={"max_results": 1})
+    if resp.status_code == 401 and server is not None and server.auth == "oidc-auth":
+        raise unauthenticated(answer_of(resp), server)
     if resp.status_code == 401:
         have = "the credentials in MLFLOW_TRACKING_USERNAME/PASSWORD were refused"
         if not auth_from_env():
@@ -282,7 +287,7 @@ def access(target: Target) -> None:
             "or reach the server by a name it already allows.",
         )
     if resp.status_code == 403:
-        raise permission_denied(f"GET {urlsplit(url).path}", server_message(resp))
+        raise permission_denied(f"GET {urlsplit(url).path}", server_message(resp), server)
     known = known_server_error(server_message(resp)) if resp.status_code >= 400 else None
     if known is not None:  # MLflow's own JSON error: the server answers, its store fails
         raise known
@@ -304,10 +309,11 @@ def object_store_error(server: str) -> CheckFailed | None:
     return object_store_said(server_message(resp) if resp.status_code != 200 else "")
 
 
-def diagnose(exc: BaseException) -> CheckFailed:
+def diagnose(exc: BaseException, refused: Answer | None = None, server: Implementation | None = None) -> CheckFailed:
     """``explain``, plus what only another request can tell: for an artifact request that failed
-    with a bare 5xx, what the server's object store said (``object_store_error``)."""
+    with a bare 5xx, what the server's object store said (``object_store_error``). ``refused``
+    and ``server``: as for ``explain``."""
     if isinstance(exc, requests.HTTPError) and exc.response is not None and artifact_failure(exc.response):
-        server = exc.response.url.split("/api/2.0/mlflow-artifacts/")[0]
-        return explain_http_error(exc.response, object_store_error(server))
-    return explain(exc)
+        address = exc.response.url.split("/api/2.0/mlflow-artifacts/")[0]
+        return explain_http_error(exc.response, object_store_error(address), server)
+    return explain(exc, refused, server)

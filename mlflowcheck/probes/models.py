@@ -17,14 +17,16 @@ import mlflow
 import numpy as np
 
 from mlflowcheck.core import seed
-from mlflowcheck.core.errors import CheckFailed
+from mlflowcheck.core.errors import CheckFailed, Unsupported
 from mlflowcheck.core.options import Options
 from mlflowcheck.core.state import Created, run_alias
 from mlflowcheck.runtime.mlflow_compat import (
     configure_client,
     default_format,
+    last_refusal,
     map_installed_packages,
     recording_model_uploads,
+    refusal_mark,
 )
 from mlflowcheck.runtime.session import Session, mlflow_client
 from mlflowcheck.runtime.worker import ModelJob, WorkerResults
@@ -264,12 +266,14 @@ def run_job(job: ModelJob) -> WorkerResults:
     mlflow.set_experiment(experiment_id=run.experiment_id)
     results = WorkerResults()
     for name, check in (("model", logged_model), ("registry", registry)):
-        started = time.perf_counter()
+        started, mark = time.perf_counter(), refusal_mark()
         try:
             check(run)
         except Exception as exc:
-            failure = diagnose(exc)
-            results.checks[name] = {"status": "failed", "message": failure.message, "tip": failure.tip}
+            failure = diagnose(exc, last_refusal(since=mark), job.server)
+            status = "unsupported" if isinstance(failure, Unsupported) else "failed"
+            results.checks[name] = {"status": status, "message": failure.message, "tip": failure.tip}
+            results.checks[name]["endpoint"] = getattr(failure, "endpoint", "")
             if run.options.verbose:
                 import traceback
 
@@ -296,12 +300,15 @@ def worker_check(suite: Session, name: str) -> None:
         run_id=suite.run_id,
         tmp=str(suite.tmp),
         data=suite.data.to_dict(orient="list"),
+        server=suite.implementation,
     )
     results = suite.model_worker.run(job, suite.remaining(WORKER_DEADLINE))
     suite.created = Created(**results.created)
     result = results.checks.get(name)
     if result is None:
         raise CheckFailed(f"The model worker did not run the {name} check.", "see the model check above.")
+    if result["status"] == "unsupported":
+        raise Unsupported(result["message"], result.get("tip"), endpoint=result.get("endpoint", ""))
     if result["status"] != "passed":
         raise CheckFailed(result["message"], result.get("tip"))
     suite.note(name, result["note"])

@@ -7,11 +7,15 @@ import contextlib
 import re
 import time
 from pathlib import Path
+from urllib.parse import urljoin
 
 import requests
 
 from mlflowcheck.core import seed
 from mlflowcheck.core.errors import CheckFailed
+from mlflowcheck.core.observations import AUTH_NAMES
+from mlflowcheck.explain.errors import unauthenticated
+from mlflowcheck.explain.support import answer_of
 from mlflowcheck.explain.text import describe_response, first_lines
 from mlflowcheck.net.http import ResponseDeadline, http
 from mlflowcheck.net.liveness import ask_version
@@ -21,9 +25,21 @@ from mlflowcheck.runtime.session import Session
 
 
 def served(suite: Session) -> None:
-    root = suite.target.ui_link()
+    found = suite.implementation
+    root = suite.target.url + (found.ui_path if found else "/")
     resp = http("GET", root)
-    if resp.status_code != 200 or "<title>MLflow</title>" not in resp.text:
+    signed_out = sign_in_wall(resp, suite.implementation)
+    if signed_out is not None:
+        raise signed_out
+    title = re.search(r"<title>([^<]*)</title>", resp.text)
+    # MLflow's web app, or another server's copy of it under its own name ("FastTrackML (classic)").
+    expected = ("MLflow",) if found is None or found.is_mlflow else ("MLflow", found.product)
+    if resp.status_code != 200 or not title or not any(title.group(1).startswith(e) for e in expected):
+        if found is not None and not found.is_mlflow:
+            raise CheckFailed(
+                f"{found.name} does not serve MLflow's web app at {root}: {describe_response(resp)}.",
+                f"{found.product} may have a UI of its own; the browser checks are written for MLflow's web app.",
+            )
         raise CheckFailed(
             f"The MLflow web app is not served at {root}: {describe_response(resp)}.",
             "the server was started without its UI (--artifacts-only?) or a proxy in front "
@@ -34,8 +50,8 @@ def served(suite: Session) -> None:
         raise CheckFailed(
             "The UI page names no script to load.", "reinstall mlflow on the server: its static files are incomplete."
         )
-    script = scripts[0].lstrip("./")
-    js = http("GET", f"{suite.target.url}/{script}")
+    script = scripts[0]
+    js = http("GET", urljoin(root, script))  # relative to the page (MLflow's), or from the host's root
     if js.status_code != 200 or len(js.content) < 1000:
         raise CheckFailed(
             f"The UI's script {script} did not load: {describe_response(js)}.",
@@ -44,6 +60,23 @@ def served(suite: Session) -> None:
     suite.note("ui", f"{root} serves the web app ({len(js.content) // 1024} KiB script)")
     if suite.browser is not None:
         suite.browser.open_app(suite.target)  # the browser loads it while the tracking checks run
+
+
+def sign_in_wall(resp, server) -> CheckFailed | None:
+    """The web app is behind authentication (a 401, or a redirect to a sign-in page): an
+    access verdict, never a UI problem."""
+    if resp.status_code == 401:
+        return unauthenticated(answer_of(resp), server)
+    location = resp.headers.get("location", "")
+    if resp.status_code in (301, 302, 303, 307, 308) and re.search(r"log[-_]?in|sign[-_]?in|oidc|auth", location, re.I):
+        layer = AUTH_NAMES.get(server.auth, "an auth layer") if server is not None and server.auth else "an auth layer"
+        return CheckFailed(
+            f"The web app at {resp.url} redirects to a sign-in page ({location}): {layer} protects it, and this "
+            "suite cannot sign in through a web form.",
+            "that is how the UI should look to a client without a session; the API checks show whether the "
+            "credentials this client has work (set them, then run again).",
+        )
+    return None
 
 
 #: The user page checked while the model checks run: the experiment's, with the run listed.
@@ -64,6 +97,8 @@ def browse(suite: Session) -> None:
 
     if suite.options.ui is False:
         pytest.skip("--no-ui")
+    if suite.implementation is not None and not suite.implementation.is_mlflow:
+        pytest.skip(f"the pages are MLflow's web app's, and {suite.implementation.name} is not MLflow's own server")
     browser_path, why = find_browser()
     if browser_path is None:
         if suite.options.ui:

@@ -17,7 +17,7 @@ from mlflowcheck.core.errors import CheckFailed
 from mlflowcheck.core.secrets import scrub
 from mlflowcheck.core.state import CheckResult, RunState
 
-MARK = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}
+MARK = {"passed": "PASS", "failed": "FAIL", "unsupported": "MISS", "skipped": "SKIP"}
 
 
 VERDICT = {0: "PASS", 1: "FAIL", 2: "ERROR (the suite could not run)"}
@@ -41,7 +41,7 @@ def _escape(char: str) -> str:
 def check_line(r: CheckResult) -> str:
     """One check's lines: mark, name, time and what it saw; the rest of the message indented."""
     first, *rest = (r.message or "").splitlines() or [""]
-    duration = f"{r.duration:5.2f}s" if r.status != "skipped" else "      "
+    duration = f"{r.duration:5.2f}s" if r.status in ("passed", "failed") else "      "
     mark = "WARN" if r.warning else MARK[r.status]
     lines = [f"  {mark}  {r.name:<13}{duration}  {first}".rstrip()]
     lines += [f"{'':24}{line}" for line in rest]
@@ -58,6 +58,8 @@ def whose_server(suite: RunState) -> str:
     local set-up, not the server the user meant to test."""
     if suite.options.server_started_by_suite:
         return ", on a server this suite started itself (nothing was listening), not one you run"
+    if suite.implementation is not None and suite.implementation.version:
+        return f", on {suite.implementation.describe().split(', not MLflow')[0]} at this address"
     return ", on the server at this address" if suite.target is not None else ""
 
 
@@ -65,9 +67,10 @@ def verdict_line(suite: RunState, code: int) -> str:
     c = suite.counts()
     expired = f" ({suite.expiry})" if suite.timed_out else ""
     warned = f" ({c['warned']} with warnings)" if c["warned"] else ""
+    lacking = f", {c['unsupported']} unsupported" if c["unsupported"] else ""
     return (
-        f"Verdict: {VERDICT[code]}: {c['passed']} passed{warned}, {c['failed']} failed, {c['skipped']} skipped "
-        f"in {time.time() - suite.started:.1f}s{expired}{whose_server(suite)}\n"
+        f"Verdict: {VERDICT[code]}: {c['passed']} passed{warned}, {c['failed']} failed{lacking}, "
+        f"{c['skipped']} skipped in {time.time() - suite.started:.1f}s{expired}{whose_server(suite)}\n"
     )
 
 
@@ -91,9 +94,12 @@ def timeline_table(phases: list[dict], total: float) -> list[str]:
     return lines
 
 
-def summary(suite: RunState, code: int, out: TextIO) -> None:
+def summary(suite: RunState, code: int, out: TextIO, matrix: str = "") -> None:
+    """After the checks: the timeline (--verbose), the support matrix (rendered by report.matrix),
+    the verdict and the run's addresses."""
     if suite.options.verbose:
         out.write(printable(timeline_lines(suite)))
+    out.write(matrix)
     out.write(printable(verdict_line(suite, code)))
     gone = " (moved to the trash by --cleanup)" if suite.cleanup_report else ""
     if suite.experiment_url:

@@ -40,7 +40,7 @@ def load_properties(suite: RunState) -> dict[str, str]:
     return flat
 
 
-def json_document(suite: RunState, code: int) -> dict:
+def json_document(suite: RunState, code: int, matrix: dict | None = None) -> dict:
     return {
         "schema_version": JSON_SCHEMA_VERSION,
         "verdict": {0: "pass", 1: "fail", 2: "error"}[code],
@@ -49,6 +49,8 @@ def json_document(suite: RunState, code: int) -> dict:
         "server_started_by_suite": suite.options.server_started_by_suite,
         "client_version": suite.client_version,
         "server_version": suite.server_version,
+        "server": suite.implementation.as_dict() if suite.implementation else None,
+        "matrix": matrix,
         "experiment_id": suite.experiment_id,
         "experiment_name": suite.experiment_name,
         "run_id": suite.run_id,
@@ -72,9 +74,9 @@ def json_document(suite: RunState, code: int) -> dict:
     }
 
 
-def json_text(suite: RunState, code: int) -> str:
+def json_text(suite: RunState, code: int, matrix: dict | None = None) -> str:
     """The --json document, as written (secrets scrubbed)."""
-    return scrub(json.dumps(json_document(suite, code), ensure_ascii=False, indent=2) + "\n")
+    return scrub(json.dumps(json_document(suite, code, matrix), ensure_ascii=False, indent=2) + "\n")
 
 
 def write_report(path: Path, text: str, what: str) -> CheckFailed | None:

@@ -10,9 +10,13 @@ import importlib.abc
 import importlib.metadata
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from mlflowcheck.core.observations import Answer
+from mlflowcheck.explain.support import answer_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -114,10 +118,42 @@ def keep_server_error_bodies() -> None:
     def get_with_retries(
         method, url, max_retries, backoff_factor, backoff_jitter, retry_codes, raise_on_status=True, *args, **kwargs
     ):
-        return original(method, url, max_retries, backoff_factor, backoff_jitter, retry_codes, False, *args, **kwargs)
+        resp = original(method, url, max_retries, backoff_factor, backoff_jitter, retry_codes, False, *args, **kwargs)
+        if getattr(resp, "status_code", 200) >= 400:
+            record_refusal(resp)
+        return resp
 
     get_with_retries.keeps_error_bodies = True
     rest_utils._get_http_response_with_retries = get_with_retries
+
+
+#: The last answers of 400 or more the MLflow client got, numbered: the client's exceptions keep
+#: neither the endpoint nor the HTTP status, which tell a missing feature (404 ENDPOINT_NOT_FOUND)
+#: and a permission (403, whatever the body) from a failure.
+_refusals: list[tuple[int, Answer]] = []
+_refusal_lock = threading.Lock()
+_REFUSALS_KEPT = 20
+_refused_count = 0
+
+
+def record_refusal(resp) -> None:
+    global _refused_count
+    answer = answer_of(resp)
+    with _refusal_lock:
+        _refused_count += 1
+        _refusals.append((_refused_count, answer))
+        del _refusals[:-_REFUSALS_KEPT]
+
+
+def refusal_mark() -> int:
+    """A mark for ``last_refusal``: the number of refusals recorded so far."""
+    return _refused_count
+
+
+def last_refusal(since: int = 0) -> Answer | None:
+    """The last refusal the client got after ``since`` (a ``refusal_mark``), if any."""
+    with _refusal_lock:
+        return next((answer for n, answer in reversed(_refusals) if n > since), None)
 
 
 def configure_client() -> None:

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from mlflowcheck.core.errors import CheckFailed
+from mlflowcheck.core.observations import Implementation
 from mlflowcheck.core.timeline import Timeline, process_start
 from mlflowcheck.runtime.mlflow_compat import installed_packages, map_installed_packages
 from mlflowcheck.runtime.server import tail
@@ -41,13 +42,14 @@ class ModelJob:
     tmp: str
     data: dict[str, list]  # the seed's DataFrame, by column
     packages: dict[str, list[str]] | None = None  # MLflow's map of installed packages, if made here
+    server: Implementation | None = None  # which server answers (for the messages: product, auth layer)
 
 
 @dataclass
 class WorkerResults:
     """What the worker hands back: each check's verdict, the ledger of what it created, its timeline."""
 
-    checks: dict[str, dict] = field(default_factory=dict)  # check -> status, note or message, tip
+    checks: dict[str, dict] = field(default_factory=dict)  # check -> status, note or message, tip, endpoint
     created: dict = field(default_factory=dict)  # core.state.Created as a dict
     phases: list[tuple[str, float, float]] = field(default_factory=list)  # (name, start, end), time.time()
 

@@ -66,6 +66,8 @@ def test_without_options_every_default_is_the_documented_one():
         "select": None,
         "junitxml": None,
         "json": None,
+        "summary_md": None,
+        "require": None,
         "verbose": False,
     }
     assert DEFAULT_TIMEOUT == 900.0
@@ -102,6 +104,8 @@ def test_every_option_given_is_parsed_to_its_type():
         "select": "network or access",
         "junitxml": "j.xml",
         "json": "r.json",
+        "summary_md": None,
+        "require": None,
         "verbose": True,
     }
     assert parse("--ui").ui is True
@@ -136,7 +140,10 @@ def test_the_program_name_is_the_one_the_user_typed(capsys):
 
 def test_the_help_ends_with_the_exit_codes_and_the_checks_one_per_line():
     text = build_parser().format_help()
-    assert "Exit codes: 0 every check passed, 1 a check failed, 2 the suite could not run." in text
+    assert (
+        "Exit codes: 0 every required check passed, 1 a required check failed or is unsupported by the server, "
+        "2 the suite could not run."
+    ) in text
     assert "Checks, in the order they run (-k selects by name; docs/checks.md):" in text
     assert "\n  load          [--load] concurrent clients lose" in text
 

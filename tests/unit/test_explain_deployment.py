@@ -93,15 +93,22 @@ def test_a_server_that_hides_its_version_is_a_note_not_a_failure():
     assert version_skew("3.17.2", "") == "server version not visible before authentication"
 
 
-def test_another_major_version_fails_with_the_upgrade_or_the_pin():
+def test_an_older_major_version_fails_with_the_upgrade_and_never_a_pin_to_an_older_client():
     with pytest.raises(CheckFailed) as info:
         version_skew("3.17.2", "2.22.1")
     assert not info.value.fatal
     assert info.value.message == (
         "The server runs MLflow 2.22.1 and this client MLflow 3.17.2: a 2.x server lacks APIs a 3.x client uses "
-        "(logged models, model artifacts)."
+        "(logged models, model artifacts); the checks that need them are reported as unsupported."
     )
     assert info.value.tip == (
-        "upgrade the server to MLflow 3.x (pip install -U 'mlflow==3.17.2' on the server host), or pin the client "
-        "to mlflow==2.22.1."
+        "upgrade the server to MLflow 3.x, 3.1.4 or newer (pip install -U 'mlflow==3.17.2' in the server's "
+        "environment, then `mlflow db upgrade <backend-store-uri>` after a backup, and restart it)."
     )
+    assert "pin" not in info.value.tip
+
+
+def test_a_newer_major_server_asks_for_a_newer_client():
+    with pytest.raises(CheckFailed) as info:
+        version_skew("3.17.2", "4.0.1")
+    assert info.value.tip == "upgrade this suite's MLflow client (pip install -U mlflow) to 4.x, then run again."

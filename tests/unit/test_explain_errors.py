@@ -380,7 +380,8 @@ def test_a_403_on_a_direct_request_is_a_permission_naming_the_request(answer):
     failure = explain_http_error(answer(403, "Forbidden", ctype="text/plain", url=ARTIFACT_URL, method="PUT"))
     assert failure.message == (
         "The server does not allow an anonymous client to do this: PUT "
-        "/api/2.0/mlflow-artifacts/artifacts/1/abc/artifacts/a.txt answered HTTP 403 (HTTP 403: Forbidden)."
+        "/api/2.0/mlflow-artifacts/artifacts/1/abc/artifacts/a.txt answered HTTP 403: 'Forbidden', on the run's "
+        "artifacts."
     )
     assert failure.tip == PERMISSION_TIP
 

@@ -216,7 +216,7 @@ def test_access_says_a_403_is_a_permission_the_account_lacks(canned, target, mon
     failure = raised(access, target)
     assert failure.message == (
         "The server does not allow the account 'alice' to do this: GET /api/2.0/mlflow/experiments/search "
-        "answered HTTP 403 (Permission denied)."
+        "answered HTTP 403 (Permission denied), on an experiment."
     )
     assert failure.tip.startswith("this is a permission, not a storage problem. An admin grants it:")
 

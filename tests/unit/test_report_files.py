@@ -66,6 +66,8 @@ def test_the_json_document_has_every_field_of_schema_2(state):
         "server_started_by_suite": True,
         "client_version": "3.17.2",
         "server_version": "3.16.0",
+        "server": None,
+        "matrix": None,
         "experiment_id": "4",
         "experiment_name": "本地测试实验_1",
         "run_id": "r1",

@@ -44,9 +44,9 @@ def test_a_fatal_failure_is_exit_code_2_even_beside_ordinary_failures(state):
 
 
 def test_counts_have_every_status_and_the_warnings_among_the_passes(state):
-    assert state.counts() == {"passed": 0, "failed": 0, "skipped": 0, "warned": 0}
+    assert state.counts() == {"passed": 0, "failed": 0, "unsupported": 0, "skipped": 0, "warned": 0}
     state.results = results("passed", "passed", "failed", "skipped", "skipped", "skipped", warning="check1")
-    assert state.counts() == {"passed": 2, "failed": 1, "skipped": 3, "warned": 1}
+    assert state.counts() == {"passed": 2, "failed": 1, "unsupported": 0, "skipped": 3, "warned": 1}
 
 
 def test_the_outcome_of_a_check_is_its_status_or_none_before_it_ran(state):
