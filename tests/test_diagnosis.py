@@ -93,13 +93,6 @@ def test_seed_era_server_mlflow_3_1_4_passes(fresh_server, tmp_path):
     assert "minor skew: server 3.1.4, client 3.17.2" in result.check("versions")["message"]
 
 
-def test_mlflow_2_server_fails_versions_with_the_upgrade_fix(fresh_server, tmp_path):
-    srv = fresh_server(python=old_python("2.22.5"))
-    result = run_suite(tmp_path, "--tracking-uri", srv.url)
-    assert_fails(result, "versions", "The server runs MLflow 2.22.5", "upgrade the server to MLflow 3.x")
-    assert result.statuses()["experiment"] == "skipped"
-
-
 def test_https_to_a_plain_http_server_is_told_which_scheme_works(server, tmp_path):
     result = run_suite(tmp_path, "--tracking-uri", server.url.replace("http://", "https://"))
     assert_fails(result, "server", "speaks plain HTTP, not HTTPS", f"use --tracking-uri {server.url}", code=2)

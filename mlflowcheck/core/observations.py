@@ -65,11 +65,9 @@ class Implementation:
     def describe(self) -> str:
         """The server line's note: the product, then what stands in front of it."""
         text = self.name if self.is_mlflow else f"{self.name}, not MLflow's own server (it speaks MLflow's REST API)"
-        layers = [
-            f"behind {AUTH_NAMES.get(self.auth, self.auth)}" if self.auth else "",
-            f"via {self.proxy}" if self.proxy else "",
-        ]
-        return " ".join([text, *filter(None, layers)])
+        if self.auth:
+            text += f", behind {AUTH_NAMES.get(self.auth, self.auth)}"
+        return text + (f", via {self.proxy}" if self.proxy else "")
 
     def as_dict(self) -> dict:
         return {

@@ -116,15 +116,15 @@ class SuitePlugin:
         if self.suite.server_down:  # at once: no check waits on a dead address
             pytest.skip(self.suite.server_down)
         check = BY_NAME.get(check_name(item))
+        found = self.suite.implementation
+        if check and check.since and found is not None and found.is_mlflow and older_than(found.version, check.since):
+            self.unsupported.add(check.name)  # not asked: the server's MLflow predates the API
+            pytest.skip(not_in_version(check.name, check.since, found).message)
         for dep in check.needs if check else ():
             status = self.suite.outcome(dep)
             if status != "passed":
                 self.probe_api(check)
                 pytest.skip(f"needs '{dep}', which {NOT_PASSED.get(status, 'was skipped')}")
-        found = self.suite.implementation
-        if check and check.since and found is not None and found.is_mlflow and older_than(found.version, check.since):
-            self.unsupported.add(check.name)  # not asked: the server's MLflow predates the API
-            pytest.skip(not_in_version(check.name, check.since, found).message)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item, call):

@@ -24,11 +24,15 @@ MLFLOW_WEB_SERVERS = re.compile(r"^(uvicorn|gunicorn|waitress|Werkzeug|hypercorn
 
 
 def implementation(
-    version: str, version_answer: Answer, server_info: dict | None, anonymous: Answer | None
+    version: str,
+    version_answer: Answer,
+    server_info: dict | None,
+    anonymous: Answer | None,
+    oidc_ui: Answer | None = None,
 ) -> Implementation:
     """Which server answers, from what it said: the Server header of its ``/version`` answer,
-    the version's shape, MLflow 3.10+'s ``server-info``, and how an anonymous API call was
-    refused (the auth layer in front)."""
+    the version's shape, MLflow 3.10+'s ``server-info``, how an anonymous API call was refused
+    and, when it was, mlflow-oidc-auth's UI configuration (the auth layer in front)."""
     header = version_answer.headers.get("server", "")
     found = Implementation(product="MLflow", version=version, server_info=server_info)
     proxy = PROXY_SERVERS.search(header)
@@ -46,7 +50,7 @@ def implementation(
         named = header.split("/")[0] if header and not proxy and not MLFLOW_WEB_SERVERS.match(header) else ""
         found.product = named or "an MLflow-compatible server"
         found.evidence = f"GET /version: {version}" + (f", Server: {header}" if header else "")
-    found.auth = auth_layer(anonymous)
+    found.auth = auth_layer(anonymous, oidc_ui)
     return found
 
 
@@ -71,10 +75,17 @@ def describe_server_info(info: dict) -> str:
     return "; ".join(parts) or "answered, with no fields this suite knows"
 
 
-def auth_layer(anonymous: Answer | None) -> str:
-    """The auth layer, by how it refuses an API call without credentials."""
+#: mlflow-oidc-auth's web UI configuration, served without credentials: its fingerprint.
+OIDC_UI_CONFIG = "/oidc/ui/config.json"
+
+
+def auth_layer(anonymous: Answer | None, oidc_ui: Answer | None = None) -> str:
+    """The auth layer, by how it refuses an API call without credentials (and, for
+    mlflow-oidc-auth, whose 401 carries no challenge, by its UI's configuration)."""
     if anonymous is None or anonymous.status not in (401, 403, 302, 303, 307):
         return ""
+    if oidc_ui is not None and oidc_ui.status == 200 and '"uiPath"' in oidc_ui.body:
+        return "oidc-auth"
     challenge = anonymous.headers.get("www-authenticate", "")
     body = anonymous.body
     if "oidc" in anonymous.headers.get("location", "").lower() or "oidc" in body.lower():

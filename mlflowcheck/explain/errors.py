@@ -99,8 +99,8 @@ def unauthenticated(answer: Answer, server: Implementation | None = None) -> Che
     have = "no credentials were given" if creds is None else "the credentials this client sent were refused"
     layer = AUTH_NAMES.get(server.auth, server.auth) if server is not None and server.auth else "the server"
     how = {
-        "oidc-auth": "a user's or service account's access token from mlflow-oidc-auth (its UI: "
-        "Tokens) as MLFLOW_TRACKING_PASSWORD, with the account's name as MLFLOW_TRACKING_USERNAME",
+        "oidc-auth": "an access token from mlflow-oidc-auth (made in its web UI, /oidc/ui, after signing in) as "
+        "MLFLOW_TRACKING_PASSWORD, with the account's name as MLFLOW_TRACKING_USERNAME",
     }.get(
         server.auth if server else "",
         "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)",
@@ -210,7 +210,8 @@ def permission_denied(what: str, said: str, server: Implementation | None = None
         who = "an anonymous client"
     resource = next((f", on {name}" for key, name in RESOURCES.items() if key in what), "")
     auth = server.auth if server is not None else ""
-    grant = GRANTS.get(auth, GRANTS["basic-auth"])
+    account = creds.username if isinstance(creds, Credentials) else "<account>"
+    grant = GRANTS.get(auth, GRANTS["basic-auth"]).format(account=account)
     answer = said if said.startswith("HTTP") else f"HTTP 403 ({said})"
     return CheckFailed(
         f"The server does not allow {who} to do this: {what} answered {answer}{resource}.",
@@ -235,8 +236,9 @@ GRANTS = {
     "(`mlflow.server.get_app_client('basic-auth', tracking_uri=URL).create_registered_model_permission(NAME, "
     "USER, 'EDIT')`, or POST /api/2.0/mlflow/registered-models/permissions/create) or on the experiment "
     "(create_experiment_permission)",
-    "oidc-auth": "with mlflow-oidc-auth, in its web UI (/oidc/ui: the model or experiment, then its permissions) "
-    "or through its REST API (a registered-model or experiment permission for this account, EDIT or MANAGE)",
+    "oidc-auth": "with mlflow-oidc-auth, the resource's owner (MANAGE) or an admin, in its web UI (/oidc/ui) or "
+    "by `POST /api/2.0/mlflow/permissions/users/{account}/registered-models/<model name>` (or "
+    '`.../experiments/<experiment id>`) with the body `{{"permission": "EDIT"}}`',
 }
 
 

@@ -10,7 +10,7 @@ import requests
 
 from mlflowcheck.core.observations import Answer, Implementation
 from mlflowcheck.core.target import Target
-from mlflowcheck.explain.deployment import implementation
+from mlflowcheck.explain.deployment import OIDC_UI_CONFIG, implementation
 from mlflowcheck.explain.support import answer_of
 from mlflowcheck.net.http import RESPONSE_DEADLINE, anonymous, http
 
@@ -42,4 +42,6 @@ def identify_implementation(target: Target, version: str) -> Implementation:
     version_answer = ask(target, "/version") or Answer("GET /version", 0)
     info, _ = server_info(target)
     refused = ask(target, "/api/2.0/mlflow/experiments/search?max_results=1", **anonymous())
-    return implementation(version, version_answer, info, refused)
+    protected = refused is not None and refused.status in (401, 403)
+    oidc_ui = ask(target, OIDC_UI_CONFIG, **anonymous()) if protected else None
+    return implementation(version, version_answer, info, refused, oidc_ui)

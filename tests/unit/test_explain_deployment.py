@@ -6,7 +6,15 @@ from __future__ import annotations
 import pytest
 
 from mlflowcheck.core.errors import CheckFailed
-from mlflowcheck.explain.deployment import reverse_proxy, sign_in_page, version_skew
+from mlflowcheck.core.observations import Answer
+from mlflowcheck.explain.deployment import (
+    auth_layer,
+    describe_server_info,
+    implementation,
+    reverse_proxy,
+    sign_in_page,
+    version_skew,
+)
 
 NGINX_404 = "<html><center><h1>404 Not Found</h1></center><hr><center>nginx/1.22.1</center>"
 
@@ -112,3 +120,68 @@ def test_a_newer_major_server_asks_for_a_newer_client():
     with pytest.raises(CheckFailed) as info:
         version_skew("3.17.2", "4.0.1")
     assert info.value.tip == "upgrade this suite's MLflow client (pip install -U mlflow) to 4.x, then run again."
+
+
+# --- which server answers --------------------------------------------------------------------
+
+
+def version_answer(server: str = "uvicorn") -> Answer:
+    return Answer("GET /version", 200, {"server": server} if server else {}, "3.17.2")
+
+
+def test_fasttrackml_is_told_by_its_server_header():
+    found = implementation("0.6.0", version_answer("FastTrackML/0.6.0"), None, None)
+    assert (found.product, found.version, found.is_mlflow) == ("FastTrackML", "0.6.0", False)
+    assert found.evidence == "Server: FastTrackML/0.6.0"
+    assert found.describe() == "FastTrackML 0.6.0, not MLflow's own server (it speaks MLflow's REST API)"
+    assert found.ui_path == "/mlflow/"
+
+
+def test_mlflows_own_server_is_told_by_server_info_or_its_version():
+    info = {"store_type": "SqlStore"}
+    assert implementation("3.17.2", version_answer(), info, None).evidence == "GET /api/3.0/mlflow/server-info"
+    found = implementation("3.1.4", version_answer(), None, None)
+    assert (found.product, found.is_mlflow, found.evidence) == ("MLflow", True, "GET /version: 3.1.4")
+    assert found.describe() == "MLflow 3.1.4"
+
+
+def test_a_0_x_version_behind_an_unknown_server_header_is_another_product():
+    found = implementation("0.9.1", version_answer("Acme-Tracker/0.9.1"), None, None)
+    assert (found.product, found.is_mlflow) == ("Acme-Tracker", False)
+    anonymous_product = implementation("0.2.0", version_answer("uvicorn"), None, None)
+    assert anonymous_product.product == "an MLflow-compatible server"
+
+
+def test_the_proxy_in_front_is_named_by_its_server_header():
+    found = implementation("3.17.2", version_answer("nginx/1.22.1"), None, None)
+    assert found.proxy == "nginx"
+    assert found.is_mlflow
+    assert found.describe() == "MLflow 3.17.2, via nginx"
+
+
+@pytest.mark.parametrize(
+    ("refused", "layer"),
+    [
+        (
+            Answer("GET /api", 401, {"www-authenticate": 'Basic realm="mlflow"'}, "You are not authenticated."),
+            "basic-auth",
+        ),
+        (Answer("GET /api", 401, {}, '{"message": "Authentication required", "login": "/oidc/login"}'), "oidc-auth"),
+        (Answer("GET /api", 302, {"location": "https://sso.example/login"}, ""), "a gateway"),
+        (Answer("GET /api", 200, {}, "{}"), ""),
+        (None, ""),
+    ],
+)
+def test_the_auth_layer_is_told_by_how_an_anonymous_call_is_refused(refused, layer):
+    assert auth_layer(refused) == layer
+
+
+def test_server_info_is_described_on_one_line():
+    info = {
+        "store_type": "SqlStore", "workspaces_enabled": False, "trace_archival_enabled": True,
+        "multipart_uploads_enabled": False, "features_enabled": {"gateway": True},
+    }  # fmt: skip
+    assert describe_server_info(info) == (
+        "store SqlStore; workspaces off; trace archival on; multipart uploads off; features: gateway on"
+    )
+    assert describe_server_info({}) == "answered, with no fields this suite knows"

@@ -186,3 +186,22 @@ def test_without_ipython_leaves_a_process_alone_that_already_imported_ipython(mo
     monkeypatch.setitem(sys.modules, "IPython", sys.modules.get("IPython") or type(sys)("IPython"))
     without_ipython()
     assert not any(isinstance(f, mlflow_compat._NoIPython) for f in sys.meta_path)
+
+
+def test_the_client_wrapper_records_each_refusal_with_its_endpoint_and_status(canned, client, monkeypatch):
+    monkeypatch.setattr(rest_utils, "_get_http_response_with_retries", mlflows_own_retries())
+    keep_server_error_bodies()
+    canned.expect_request("/api/2.0/mlflow/runs/log-inputs", method="POST").respond_with_json(
+        {"message": "Not found", "error_code": "ENDPOINT_NOT_FOUND"},
+        status=404,
+    )
+    mark = mlflow_compat.refusal_mark()
+    with pytest.raises(MlflowException):
+        client.log_inputs("r1", datasets=[])
+    refused = mlflow_compat.last_refusal(since=mark)
+    assert refused is not None, update("keep_server_error_bodies") + ": the client's requests are no longer seen"
+    assert refused.request == "POST /api/2.0/mlflow/runs/log-inputs"
+    assert refused.status == 404
+    assert refused.headers["content-type"] == "application/json"
+    assert "ENDPOINT_NOT_FOUND" in refused.body
+    assert mlflow_compat.last_refusal(since=mlflow_compat.refusal_mark()) is None

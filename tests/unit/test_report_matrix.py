@@ -1,0 +1,111 @@
+"""The support matrix: group statuses, what a required group lacks, and its three renderings."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlflowcheck.core.errors import EXIT_FAILED, EXIT_OK
+from mlflowcheck.core.observations import Implementation
+from mlflowcheck.core.options import Options
+from mlflowcheck.core.state import CheckResult, RunState
+from mlflowcheck.engine.registry import GROUP_OF, GROUPS, SEED_GROUPS, required_groups
+from mlflowcheck.report import matrix
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def fasttrackml(tmp_path) -> RunState:
+    state = RunState(Options("http://h:1"), tmp=tmp_path)
+    state.implementation = Implementation(product="FastTrackML", version="0.6.0")
+    state.results = [
+        CheckResult("server", "passed", 0.1, "FastTrackML 0.6.0"),
+        CheckResult("versions", "skipped", 0.0, "not MLflow's own server"),
+        CheckResult("experiment", "passed", 0.1, "made"),
+        CheckResult("dataset", "unsupported", 0.0, "FastTrackML 0.6.0 does not implement POST runs/log-inputs."),
+        CheckResult("artifact", "failed", 0.1, "The run's artifact URI is 'file:///a' | a path\nTip: fix"),
+        CheckResult("big_artifact", "skipped", 0.0, "needs 'artifact', which failed"),
+        CheckResult("registry", "unsupported", 0.0, "does not implement GET registered-models/get"),
+    ]  # fmt: skip
+    return state
+
+
+def build(state, required=SEED_GROUPS):
+    return matrix.build(state, GROUP_OF, GROUPS, frozenset(required))
+
+
+def test_a_group_fails_on_a_failure_else_is_unsupported_else_passes_and_groups_that_did_not_run_are_left_out(
+    fasttrackml,
+):
+    found = build(fasttrackml)
+    assert [(g["group"], g["status"]) for g in found["groups"]] == [
+        ("server", "PASS"),  # a skipped check beside a passed one: the group passes
+        ("tracking", "PASS"),
+        ("datasets", "UNSUPPORTED"),
+        ("artifacts", "FAIL"),
+        ("registry", "UNSUPPORTED"),
+    ]
+    assert found["server"]["product"] == "FastTrackML"
+    assert matrix.group_status([{"status": "SKIPPED"}]) == "SKIPPED"
+    assert matrix.group_status([{"status": "WARN"}]) == "PASS"
+
+
+def test_what_a_required_group_lacks_is_listed_and_an_unrequired_one_is_not(fasttrackml):
+    assert matrix.missing(build(fasttrackml)) == ["datasets (dataset)", "registry (registry)"]
+    assert matrix.missing(build(fasttrackml, ("tracking", "registry"))) == ["registry (registry)"]
+
+
+def test_the_exit_code_counts_only_the_required_groups(fasttrackml):
+    assert fasttrackml.exit_code(frozenset(SEED_GROUPS), GROUP_OF) == EXIT_FAILED
+    assert fasttrackml.exit_code(frozenset({"server", "tracking"}), GROUP_OF) == EXIT_OK
+    assert fasttrackml.exit_code(frozenset({"server", "registry"}), GROUP_OF) == EXIT_FAILED  # unsupported
+    assert fasttrackml.exit_code() == EXIT_FAILED  # no requirement given: every group counts
+
+
+def test_the_text_shows_each_group_and_the_checks_of_a_group_that_did_not_pass(fasttrackml):
+    text = matrix.text(build(fasttrackml))
+    assert text.splitlines()[:4] == [
+        "Support matrix (FastTrackML 0.6.0; * = required to pass):",
+        "  * server      PASS",
+        "  * tracking    PASS",
+        "  * datasets    UNSUPPORTED",
+    ]
+    assert "      dataset       UNSUPPORTED  FastTrackML 0.6.0 does not implement POST" in text
+    assert "experiment" not in text  # a passing group's checks are the check lines' business
+    assert text.endswith("Required but not supported by this server: datasets (dataset); registry (registry).\n")
+
+
+def test_the_markdown_is_a_table_with_a_row_per_check_and_pipes_escaped(fasttrackml):
+    text = matrix.markdown(build(fasttrackml), "MLflow deployment check: http://h:1", "FAIL: 2 passed")
+    lines = text.splitlines()
+    assert lines[:5] == [
+        "## MLflow deployment check: http://h:1",
+        "",
+        "**FAIL: 2 passed**",
+        "",
+        "| Group | Required | Check | Status | Details |",
+    ]
+    assert (
+        "| **artifacts** (FAIL) | yes | artifact | FAIL | The run's artifact URI is 'file:///a' \\| a path Tip: fix |"
+        in (lines)
+    )
+    assert "|  |  | big_artifact | SKIPPED | needs 'artifact', which failed |" in lines
+
+
+def test_each_group_is_a_junit_property(fasttrackml):
+    assert matrix.properties(build(fasttrackml)) == {
+        "matrix.server": "PASS",
+        "matrix.tracking": "PASS",
+        "matrix.datasets": "UNSUPPORTED",
+        "matrix.artifacts": "FAIL",
+        "matrix.registry": "UNSUPPORTED",
+    }
+
+
+def test_the_default_requirement_is_the_seeds_groups_and_every_group_an_option_turned_on():
+    assert required_groups(Options("http://h:1")) == frozenset(SEED_GROUPS)
+    assert required_groups(Options("http://h:1", load_clients=2, cleanup=True)) == frozenset(
+        {*SEED_GROUPS, "load", "cleanup"}
+    )
+    assert required_groups(Options("http://h:1", require=("tracking",), load_clients=2)) == {"tracking"}
+    assert "info" not in SEED_GROUPS  # what the server says of itself is reported, never required by default
