@@ -56,7 +56,7 @@ def test_pip_install_gives_a_console_command_that_runs_the_suite(server, tmp_pat
         capture_output=True, text=True, timeout=300, cwd=work, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "Verdict: PASS: 17 passed, 0 failed, 1 skipped" in proc.stdout
+    assert "Verdict: PASS: 18 passed, 0 failed, 1 skipped" in proc.stdout
     # It ran the installed copy, not this checkout.
     where = subprocess.run(
         [venv / "bin" / "python", "-c", "import mlflowcheck; print(mlflowcheck.__file__)"],

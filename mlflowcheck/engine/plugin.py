@@ -158,7 +158,10 @@ class SuitePlugin:
     def probe_api(self, check) -> None:
         """A check that cannot run: does the server have its API at all? If its probe says the
         endpoint is missing, the check is unsupported (named), not merely skipped."""
-        if check.probe is None or self.suite.target is None or self.suite.server_down or self.suite.timed_out:
+        # Only a server that answered the API: a silent or refusing one would only cost time.
+        if check.probe is None or self.suite.outcome("access") != "passed" or self.suite.server_down:
+            return
+        if self.suite.timed_out:
             return
         answer = ask(self.suite.target, check.probe)
         if answer is not None and is_unsupported(answer):

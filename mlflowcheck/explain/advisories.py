@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from packaging.version import InvalidVersion, Version
 
+from mlflowcheck.explain.support import OLDEST_SUPPORTED
+
 SOURCE = "GitHub Advisory Database and PyPA advisory database, rows checked 2026-11-30"
 
 
@@ -141,5 +143,6 @@ def affecting(version: str) -> list[Advisory]:
 
 
 def upgrade_to(found: list[Advisory]) -> str:
-    """The oldest release that fixes every one of ``found``."""
-    return str(max(Version(a.fixed) for a in found))
+    """The oldest release that fixes every one of ``found``, and never one older than the oldest
+    server this suite supports (OLDEST_SUPPORTED)."""
+    return str(max([Version(a.fixed) for a in found] + [Version(OLDEST_SUPPORTED)]))

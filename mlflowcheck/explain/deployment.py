@@ -11,10 +11,8 @@ import requests.adapters
 
 from mlflowcheck.core.errors import CheckFailed
 from mlflowcheck.core.observations import Answer, Implementation
+from mlflowcheck.explain.support import OLDEST_SUPPORTED
 from mlflowcheck.explain.text import html_text
-
-#: The oldest MLflow server this suite supports: no Tip recommends an older one.
-OLDEST_SUPPORTED = "3.1.4"
 
 #: Servers that speak MLflow's REST API without being MLflow, by their Server header.
 COMPATIBLE_SERVERS = re.compile(r"\b(FastTrackML)(?:/v?([\w.+-]+))?", re.IGNORECASE)

@@ -12,6 +12,9 @@ from mlflowcheck.core.errors import Unsupported
 from mlflowcheck.core.observations import Answer, Implementation
 from mlflowcheck.explain.text import first_lines, html_text
 
+#: The oldest MLflow server this suite supports: no Tip recommends an older one.
+OLDEST_SUPPORTED = "3.1.4"
+
 #: The headers an answer keeps (the rest says nothing about who answered or why).
 KEPT_HEADERS = ("server", "content-type", "www-authenticate", "location")
 
@@ -100,7 +103,8 @@ def not_in_version(check: str, since: str, implementation: Implementation) -> Un
     """A check whose API came with a later MLflow than the server's: not asked, reported as such."""
     return Unsupported(
         f"not in this version: the {check} check needs MLflow {since} or newer, the server runs {implementation.name}.",
-        f"upgrade the server to MLflow {since} or newer to have it.",
+        f"upgrade the server to MLflow {since if not older_than(since, OLDEST_SUPPORTED) else OLDEST_SUPPORTED} "
+        "or newer to have it.",
     )
 
 

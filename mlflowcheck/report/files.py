@@ -21,6 +21,8 @@ def properties(suite: RunState) -> dict[str, str]:
         "server_started_by_suite": str(suite.options.server_started_by_suite).lower(),
         "client_version": suite.client_version,
         "server_version": suite.server_version,
+        "server_product": suite.implementation.product if suite.implementation else "",
+        "server_auth": suite.implementation.auth if suite.implementation else "",
         "experiment_id": suite.experiment_id or "",
         "run_id": suite.run_id or "",
         "warnings": ",".join(r.name for r in suite.results if r.warning),

@@ -79,3 +79,8 @@ def test_every_rows_fixed_release_is_outside_its_affected_range(advisory):
     assert not advisory.affects(advisory.fixed)
     for spec in advisory.affected.split("||"):
         SpecifierSet(spec)  # parses
+
+
+def test_the_upgrade_is_never_to_a_release_older_than_the_oldest_supported_server():
+    found = [Advisory("a", "x", "<2.16.0", "2.16.0", "")]
+    assert upgrade_to(found) == "3.1.4"

@@ -142,3 +142,8 @@ def test_not_in_this_version_names_both_versions():
         "not in this version: the server_info check needs MLflow 3.10 or newer, the server runs MLflow 3.1.4."
     )
     assert failure.tip == "upgrade the server to MLflow 3.10 or newer to have it."
+
+
+def test_not_in_this_version_never_advises_a_server_older_than_3_1_4():
+    failure = not_in_version("dataset", "2.4", Implementation(version="2.3.0"))
+    assert failure.tip == "upgrade the server to MLflow 3.1.4 or newer to have it."

@@ -151,6 +151,8 @@ def test_the_junit_properties_are_the_runs_facts_as_text(state):
         "server_started_by_suite": "true",
         "client_version": "3.17.2",
         "server_version": "3.16.0",
+        "server_product": "",
+        "server_auth": "",
         "experiment_id": "4",
         "run_id": "r1",
         "warnings": "security",
