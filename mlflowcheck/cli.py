@@ -16,7 +16,7 @@ from pathlib import Path
 from mlflowcheck.core.errors import EXIT_NO_RUN, CheckFailed
 from mlflowcheck.core.options import Options
 from mlflowcheck.core.target import DEFAULT_TRACKING_URI
-from mlflowcheck.engine.registry import CHECKS, GROUPS, SEED_GROUPS
+from mlflowcheck.engine.registry import CHECKS, GROUPS, SEED_GROUPS, opt_in_flags
 from mlflowcheck.engine.run import run
 from mlflowcheck.report.console import error
 
@@ -243,7 +243,12 @@ def size_argument(text: str) -> int:
 
 
 def main(argv: list[str] | None = None, project_dir: Path | None = None, prog: str = "test_mlflow_local.py") -> int:
-    args = build_parser(prog).parse_args(argv)
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    for group in args.require or ():
+        flags = opt_in_flags(group)
+        if flags and not any(getattr(args, f.removeprefix("--").replace("-", "_"), None) for f in flags):
+            parser.error(f"--require {group}: that group runs only with {' or '.join(flags)}")
     problem = output_paths_problem(args)  # before anything is logged: a report that cannot be written is lost
     if problem is not None:
         error(problem)

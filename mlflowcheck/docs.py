@@ -62,18 +62,24 @@ def checks_page() -> str:
         if not members:
             continue
         lines += [f"## {group}", "", f"{meaning[0].upper()}{meaning[1:]}.", ""]
-        lines += ["| Check | Runs | Needs | Server | What it proves |", "|---|---|---|---|---|"]
+        lines += [
+            "| Check | Runs | Needs | Server | Endpoints | What it proves |",
+            "|---|---|---|---|---|---|",
+        ]
         for check in members:
             runs = when(check) + (", in the model worker" if check.in_worker else "")
             needs = ", ".join(f"`{n}`" for n in check.needs) or "nothing"
             since = f"MLflow {check.since}+" if check.since else "any"
-            lines.append(f"| `{check.name}` | {runs} | {needs} | {since} | {cell(check.summary)} |")
+            endpoints = ", ".join(f"`{e}`" for e in check.endpoints) or ""
+            lines.append(f"| `{check.name}` | {runs} | {needs} | {since} | {endpoints} | {cell(check.summary)} |")
         lines.append("")
         lines += [f"- **`{check.name}`**: {check.detail}" for check in members if check.detail]
         lines += [""] if any(check.detail for check in members) else []
     lines += [
-        "*Server*: the oldest MLflow server release with the REST API the check uses. The suite itself "
-        "tests servers of the same major version as its client (the `versions` check).",
+        "*Server*: the oldest MLflow server release with the REST API the check uses: on an older MLflow "
+        'server the check is UNSUPPORTED ("not in this version") without being tried. *Endpoints*: the '
+        "REST endpoints (under `/api/2.0/mlflow/` unless the path says otherwise) it writes or reads; what a "
+        "server lacks is named in the support matrix ([support-matrix.md](support-matrix.md)).",
     ]
     return "\n".join(lines) + "\n"
 

@@ -41,7 +41,7 @@ def test_output_has_one_line_per_check_a_verdict_and_ui_addresses(passing):
     assert f"Verdict: PASS: {len(ALL_CHECKS) - 1} passed, 0 failed, 1 skipped" in result.output
     assert ", on MLflow 3.17.2 at this address" in result.output
     assert result.report["server_started_by_suite"] is False
-    assert result.report["schema_version"] == 2
+    assert result.report["schema_version"] == 3
     exp, run = result.report["experiment_id"], result.report["run_id"]
     # Addresses that open in the UI's "Model training" view, not the GenAI one.
     assert f"Experiment: {server.url}/#/experiments/{exp}?workflowType=machine_learning" in result.output

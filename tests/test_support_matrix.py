@@ -152,7 +152,8 @@ def test_the_seed_era_3_1_4_server_lacks_only_what_came_later(fresh_server, tmp_
         ["server", "tracking", "datasets", "artifacts", "models", "registry", "ui"], "PASS"
     )
     assert result.check("server_info")["message"] == (
-        "not in this version: the server_info check needs MLflow 3.10 or newer, the server runs MLflow 3.1.4."
+        "not in this version: the server_info check needs MLflow 3.10 or newer, the server runs MLflow 3.1.4.\n"
+        "Tip: upgrade the server to MLflow 3.10 or newer to have it."
     )
     assert "| **info** (UNSUPPORTED) | no | server_info | UNSUPPORTED | not in this version" in (
         (tmp_path / "s.md").read_text(encoding="utf-8")

@@ -160,11 +160,25 @@ class RunState:
         ``group_of``: each check's group (the registry's)."""
         if any(r.fatal for r in self.results):
             return EXIT_NO_RUN
+        if self.timed_out or self.server_down:
+            return EXIT_FAILED  # the run was cut short: what did not run is not a pass
         group_of = group_of or {}
         for r in self.results:
-            if r.status in ("failed", "unsupported") and (required is None or group_of.get(r.name) in required):
+            if required is not None and group_of.get(r.name) not in required:
+                continue
+            if r.status in ("failed", "unsupported") or blocked(r):
                 return EXIT_FAILED
         return EXIT_OK
+
+
+def blocked(result: CheckResult) -> bool:
+    """Skipped because a prerequisite failed or is unsupported (not deselected, not turned off):
+    in a required group, that is no pass."""
+    return (
+        result.status == "skipped"
+        and result.message.startswith("needs '")
+        and "which was not selected" not in result.message
+    )
 
 
 def run_alias(options: Options, run_id: str | None) -> str:

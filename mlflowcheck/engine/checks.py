@@ -13,7 +13,8 @@ from mlflowcheck.core.errors import CheckFailed
 from mlflowcheck.core.target import parse_target
 from mlflowcheck.explain import posture
 from mlflowcheck.explain.deployment import describe_server_info, version_skew
-from mlflowcheck.explain.support import is_unsupported, said, unsupported
+from mlflowcheck.explain.errors import refusal
+from mlflowcheck.explain.support import said
 from mlflowcheck.net.http import auth_from_env
 from mlflowcheck.net.liveness import versions_seen
 from mlflowcheck.probes import artifacts, cleanup, load, restart, tracking
@@ -79,10 +80,12 @@ def check_versions(suite):
 
 
 def check_server_info(suite):
-    info, answer = server_info(suite.target)
+    found = suite.implementation
+    info, answer = (found.server_info, None) if found and found.server_info else server_info(suite.target)
     if info is None:
-        if answer is not None and is_unsupported(answer):
-            raise unsupported(answer, suite.implementation)
+        refused = refusal(answer, found) if answer is not None else None
+        if refused is not None:
+            raise refused
         raise CheckFailed(
             f"GET {SERVER_INFO} answered {said(answer) if answer else 'nothing'}, not the JSON MLflow 3.10+ sends.",
             "look in the server's log for this request.",
@@ -188,6 +191,11 @@ def check_headers(suite):
 
 
 def check_advisories(suite):
+    found = suite.implementation
+    if found is not None and not found.is_mlflow:
+        import pytest
+
+        pytest.skip(f"MLflow's advisories are about MLflow's own server, and {found.name} is another product")
     verdict(suite, "advisories", posture.known_advisories(suite.server_version))
 
 

@@ -20,6 +20,7 @@ from mlflowcheck.engine.handles import start_chromium, start_model_worker
 from mlflowcheck.engine.registry import BY_NAME, GROUP_OF, GROUPS, IN_WORKER, order, required_groups
 from mlflowcheck.explain.errors import known_server_error
 from mlflowcheck.explain.support import is_unsupported, not_in_version, older_than, unsupported
+from mlflowcheck.net.limits import RESPONSE_DEADLINE
 from mlflowcheck.net.liveness import connection_lost, server_fate
 from mlflowcheck.probes.identity import ask
 from mlflowcheck.probes.layers import diagnose
@@ -119,7 +120,7 @@ class SuitePlugin:
         found = self.suite.implementation
         if check and check.since and found is not None and found.is_mlflow and older_than(found.version, check.since):
             self.unsupported.add(check.name)  # not asked: the server's MLflow predates the API
-            pytest.skip(not_in_version(check.name, check.since, found).message)
+            pytest.skip(printable(str(not_in_version(check.name, check.since, found))))
         for dep in check.needs if check else ():
             status = self.suite.outcome(dep)
             if status != "passed":
@@ -161,12 +162,12 @@ class SuitePlugin:
         # Only a server that answered the API: a silent or refusing one would only cost time.
         if check.probe is None or self.suite.outcome("access") != "passed" or self.suite.server_down:
             return
-        if self.suite.timed_out:
+        if self.suite.timed_out or self.suite.remaining(float("inf")) < 2 * RESPONSE_DEADLINE:
             return
         answer = ask(self.suite.target, check.probe)
         if answer is not None and is_unsupported(answer):
             self.unsupported.add(check.name)
-            pytest.skip(unsupported(answer, self.suite.implementation).message)
+            pytest.skip(printable(str(unsupported(answer, self.suite.implementation))))
 
     def as_unsupported(self, item, report, failure: Unsupported):
         """The server lacks the API: to pytest (and JUnit) a skip with the reason; to the suite,

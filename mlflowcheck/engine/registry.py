@@ -327,9 +327,13 @@ def order(name: str) -> int:
 
 
 def required_groups(options) -> frozenset[str]:
-    """What must pass for exit 0: --require's groups, else the seed's and every group an
-    option turned on (--load, --restart, --security, --cleanup)."""
-    if options.require is not None:
-        return frozenset(options.require)
+    """What must pass for exit 0: --require's groups (else the seed's), and every group an
+    option turned on (--load, --restart, --security, --cleanup): what was asked for must pass."""
     asked = {c.group for c in CHECKS if c.opt_in and getattr(options, c.option)}
-    return frozenset(SEED_GROUPS) | asked
+    return frozenset(options.require if options.require is not None else SEED_GROUPS) | asked
+
+
+def opt_in_flags(group: str) -> list[str]:
+    """The options that turn a group on, if every one of its checks is opt-in ([] otherwise)."""
+    checks = [c for c in CHECKS if c.group == group]
+    return sorted({c.flag for c in checks}) if checks and all(c.opt_in for c in checks) else []

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from mlflowcheck.core.errors import EXIT_NO_RUN, CheckFailed
 from mlflowcheck.core.options import Options
-from mlflowcheck.core.secrets import redact_backend_uri, split_credentials, use_credentials
+from mlflowcheck.core.secrets import redact_backend_uri, scrub, split_credentials, use_credentials
 from mlflowcheck.core.target import DEFAULT_TRACKING_URI, parse_target, resolve_tracking_uri
 from mlflowcheck.explain.databases import explain_database_error
 from mlflowcheck.report.console import error, printable, summary, verdict_line
@@ -295,7 +295,7 @@ def run_checks(suite: Session, args, out) -> int:
         if text is None:
             problems.append(CheckFailed(f"pytest wrote no JUnit XML for {args.junitxml}.", "run again with --verbose."))
         else:
-            problems.append(write_report(Path(args.junitxml), text, "JUnit XML"))
+            problems.append(write_report(Path(args.junitxml), scrub(text), "JUnit XML"))
     if args.json:
         problems.append(write_report(Path(args.json), json_text(suite, code, found), "JSON report"))
     for problem in filter(None, problems):

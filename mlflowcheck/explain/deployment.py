@@ -90,11 +90,9 @@ def auth_layer(anonymous: Answer | None, oidc_ui: Answer | None = None) -> str:
         return "oidc-auth"
     if 'realm="mlflow"' in challenge or "basic-auth" in body:
         return "basic-auth"
-    return (
-        "a gateway"
-        if anonymous.status in (302, 303, 307)
-        else ("basic-auth" if challenge.lower().startswith("basic") else "")
-    )
+    if anonymous.status in (302, 303, 307):
+        return "a gateway"  # a redirect to a sign-in page
+    return "a proxy's basic auth" if challenge.lower().startswith("basic") else ""
 
 
 #: Reverse proxies by the Server header they send, and by the error pages they write when they

@@ -19,6 +19,9 @@ from mlflowcheck.explain.databases import explain_database_error
 from mlflowcheck.explain.support import answer_of, is_unsupported, said, unsupported
 from mlflowcheck.explain.text import first_lines, html_text, server_message, server_text
 
+#: How the MLflow client says a request got no answer at all (a refused connection, a timeout).
+NO_ANSWER = re.compile(r"failed with exception|timed out|Max retries exceeded|Connection (?:refused|aborted|reset)")
+
 
 def explain(exc: BaseException, refused: Answer | None = None, server: Implementation | None = None) -> CheckFailed:
     """Turn an exception from the MLflow client into a message with a cause and a tip.
@@ -31,6 +34,8 @@ def explain(exc: BaseException, refused: Answer | None = None, server: Implement
 
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
         refused = answer_of(exc.response)
+    if refused is not None and NO_ANSWER.search(str(exc)):
+        refused = None  # the request failed without an answer: the refusal was another's
     if isinstance(exc, (MlflowException, requests.HTTPError)) and refused is not None:
         by_status = refusal(refused, server)
         if by_status is not None:
@@ -211,7 +216,8 @@ def permission_denied(what: str, said: str, server: Implementation | None = None
     resource = next((f", on {name}" for key, name in RESOURCES.items() if key in what), "")
     auth = server.auth if server is not None else ""
     account = creds.username if isinstance(creds, Credentials) else "<account>"
-    grant = GRANTS.get(auth, GRANTS["basic-auth"]).format(account=account)
+    # MLflow's own PERMISSION_DENIED, with no layer named: its basic-auth app's.
+    grant = GRANTS.get(auth or "basic-auth", GRANTS["other"]).format(account=account)
     answer = said if said.startswith("HTTP") else f"HTTP 403 ({said})"
     return CheckFailed(
         f"The server does not allow {who} to do this: {what} answered {answer}{resource}.",
@@ -236,6 +242,7 @@ GRANTS = {
     "(`mlflow.server.get_app_client('basic-auth', tracking_uri=URL).create_registered_model_permission(NAME, "
     "USER, 'EDIT')`, or POST /api/2.0/mlflow/registered-models/permissions/create) or on the experiment "
     "(create_experiment_permission)",
+    "other": "whoever runs the auth layer in front of the server, for this account and this resource",
     "oidc-auth": "with mlflow-oidc-auth, the resource's owner (MANAGE) or an admin, in its web UI (/oidc/ui) or "
     "by `POST /api/2.0/mlflow/permissions/users/{account}/registered-models/<model name>` (or "
     '`.../experiments/<experiment id>`) with the body `{{"permission": "EDIT"}}`',

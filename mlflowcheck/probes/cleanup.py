@@ -13,6 +13,7 @@ import io
 
 from mlflowcheck.core.errors import CheckFailed
 from mlflowcheck.probes.layers import diagnose
+from mlflowcheck.runtime.mlflow_compat import last_refusal, refusal_mark
 from mlflowcheck.runtime.session import Session
 
 GC_TIP = (
@@ -35,10 +36,11 @@ def cleanup(suite: Session) -> None:
     failed: list[str] = []
 
     def step(what: str, action) -> None:
+        mark = refusal_mark()
         try:
             result = action()
         except Exception as exc:  # one failure must not stop the rest of the cleanup
-            failure = diagnose(exc)
+            failure = diagnose(exc, last_refusal(since=mark), suite.implementation)
             failed.append(f"{what}: {failure.message}" + (f" (Tip: {failure.tip})" if failure.tip else ""))
         else:
             done.append(result or what)

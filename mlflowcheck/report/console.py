@@ -59,7 +59,7 @@ def whose_server(suite: RunState) -> str:
     if suite.options.server_started_by_suite:
         return ", on a server this suite started itself (nothing was listening), not one you run"
     if suite.implementation is not None and suite.implementation.version:
-        return f", on {suite.implementation.describe().split(', not MLflow')[0]} at this address"
+        return f", on {suite.implementation.name} at this address"
     return ", on the server at this address" if suite.target is not None else ""
 
 

@@ -11,7 +11,7 @@ from mlflowcheck.core.secrets import scrub
 from mlflowcheck.core.state import RunState
 
 #: Version of the --json document's layout; bumped when a field changes meaning or goes away.
-JSON_SCHEMA_VERSION = 2
+JSON_SCHEMA_VERSION = 3
 
 
 def properties(suite: RunState) -> dict[str, str]:

@@ -16,7 +16,8 @@ STATUS = {"passed": "PASS", "failed": "FAIL", "unsupported": "UNSUPPORTED", "ski
 
 def build(suite: RunState, group_of: Mapping[str, str], groups: Iterable[str], required: frozenset[str]) -> dict:
     """The matrix as data: the groups in the registry's order, each with its status, whether it
-    must pass (``required``) and its checks; a group none of whose checks ran is left out."""
+    must pass (``required``) and its checks; a group with no check in this run (an opt-in group
+    not asked for, or deselected by -k) is left out."""
     rows: dict[str, list[dict]] = {}
     for result in suite.results:
         status = "WARN" if result.warning and result.status == "passed" else STATUS[result.status]
@@ -47,11 +48,12 @@ def group_status(checks: list[dict]) -> str:
 
 
 def missing(matrix: dict) -> list[str]:
-    """What a required group lacks: "models (model: POST /api/2.0/mlflow/logged-models)"."""
+    """What the required groups lack: "models (model)", a group with the checks the server does
+    not support (whatever else in the group failed)."""
     found = []
     for group in matrix["groups"]:
-        if group["required"] and group["status"] == "UNSUPPORTED":
-            names = ", ".join(c["check"] for c in group["checks"] if c["status"] == "UNSUPPORTED")
+        names = ", ".join(c["check"] for c in group["checks"] if c["status"] == "UNSUPPORTED")
+        if group["required"] and names:
             found.append(f"{group['group']} ({names})")
     return found
 
@@ -62,17 +64,14 @@ def server_name(matrix: dict) -> str:
 
 
 def text(matrix: dict) -> str:
-    """The matrix on the console: a line per group; the checks of a group that is not all PASS."""
+    """The matrix on the console: a line per group, and under it each check that did not pass."""
     lines = [f"Support matrix ({server_name(matrix)}; * = required to pass):"]
     for group in matrix["groups"]:
         mark = "*" if group["required"] else " "
         lines.append(f"  {mark} {group['group']:<11} {group['status']}")
-        if group["status"] != "PASS":
-            for check in group["checks"]:
-                if check["status"] not in ("PASS", "WARN"):
-                    lines.append(
-                        f"      {check['check']:<13} {check['status']:<12} {first_lines(check['detail'], 110)}"
-                    )
+        for check in group["checks"]:
+            if check["status"] not in ("PASS", "WARN"):
+                lines.append(f"      {check['check']:<13} {check['status']:<12} {first_lines(check['detail'], 110)}")
     gaps = missing(matrix)
     if gaps:
         lines.append(f"Required but not supported by this server: {'; '.join(gaps)}.")
@@ -82,6 +81,13 @@ def text(matrix: dict) -> str:
 def properties(matrix: dict) -> dict[str, str]:
     """A JUnit property per group: ``matrix.tracking`` = PASS."""
     return {f"matrix.{g['group']}": g["status"] for g in matrix["groups"]}
+
+
+def markdown_text(text: str) -> str:
+    """Server text in a table cell, inert: no cell break, no HTML, no link or image."""
+    for char, escaped in (("\\", "\\\\"), ("|", "\\|"), ("<", "&lt;"), ("[", "\\["), ("]", "\\]"), ("`", "\\`")):
+        text = text.replace(char, escaped)
+    return text
 
 
 def markdown(matrix: dict, title: str, verdict: str) -> str:
@@ -95,6 +101,6 @@ def markdown(matrix: dict, title: str, verdict: str) -> str:
         required = "yes" if group["required"] else "no"
         for i, check in enumerate(group["checks"]):
             first = (f"**{group['group']}** ({group['status']})", required) if i == 0 else ("", "")
-            detail = check["detail"].replace("|", "\\|")
+            detail = markdown_text(check["detail"])
             lines.append(f"| {first[0]} | {first[1]} | {check['check']} | {check['status']} | {detail} |")
     return printable("\n".join(lines) + "\n")

@@ -118,42 +118,49 @@ def keep_server_error_bodies() -> None:
     def get_with_retries(
         method, url, max_retries, backoff_factor, backoff_jitter, retry_codes, raise_on_status=True, *args, **kwargs
     ):
-        resp = original(method, url, max_retries, backoff_factor, backoff_jitter, retry_codes, False, *args, **kwargs)
-        if getattr(resp, "status_code", 200) >= 400:
-            record_refusal(resp)
+        try:
+            resp = original(
+                method, url, max_retries, backoff_factor, backoff_jitter, retry_codes, False, *args, **kwargs
+            )
+        except BaseException:
+            record_answer(None)  # no answer: a refusal before it says nothing about this failure
+            raise
+        record_answer(resp)
         return resp
 
     get_with_retries.keeps_error_bodies = True
     rest_utils._get_http_response_with_retries = get_with_retries
 
 
-#: The last answers of 400 or more the MLflow client got, numbered: the client's exceptions keep
-#: neither the endpoint nor the HTTP status, which tell a missing feature (404 ENDPOINT_NOT_FOUND)
-#: and a permission (403, whatever the body) from a failure.
-_refusals: list[tuple[int, Answer]] = []
-_refusal_lock = threading.Lock()
-_REFUSALS_KEPT = 20
-_refused_count = 0
+#: The last answer the MLflow client got, numbered, if it was a refusal (400 or more): the
+#: client's exceptions keep neither the endpoint nor the HTTP status, which tell a missing
+#: feature (404 ENDPOINT_NOT_FOUND) and a permission (403, whatever the body) from a failure.
+#: A success or a request without an answer clears it: a refusal MLflow handled itself (the
+#: server-info it asks before a download) is never blamed for the failure after it.
+_last: tuple[int, Answer | None] = (0, None)
+_last_lock = threading.Lock()
 
 
-def record_refusal(resp) -> None:
-    global _refused_count
-    answer = answer_of(resp)
-    with _refusal_lock:
-        _refused_count += 1
-        _refusals.append((_refused_count, answer))
-        del _refusals[:-_REFUSALS_KEPT]
+def record_answer(resp) -> None:
+    global _last
+    try:
+        answer = answer_of(resp) if resp is not None and resp.status_code >= 400 else None
+    except Exception:  # recording must never break a client call
+        answer = None
+    with _last_lock:
+        _last = (_last[0] + 1, answer)
 
 
 def refusal_mark() -> int:
-    """A mark for ``last_refusal``: the number of refusals recorded so far."""
-    return _refused_count
+    """A mark for ``last_refusal``: the number of answers recorded so far."""
+    return _last[0]
 
 
 def last_refusal(since: int = 0) -> Answer | None:
-    """The last refusal the client got after ``since`` (a ``refusal_mark``), if any."""
-    with _refusal_lock:
-        return next((answer for n, answer in reversed(_refusals) if n > since), None)
+    """The client's last answer, if it came after ``since`` (a ``refusal_mark``) and was a refusal."""
+    with _last_lock:
+        count, answer = _last
+    return answer if count > since else None
 
 
 def configure_client() -> None:

@@ -276,3 +276,14 @@ def test_an_output_folder_that_cannot_be_made_is_a_fatal_problem(tmp_path, optio
 def test_the_files_are_checked_before_the_folders(tmp_path):
     args = parse("--screenshots", str(tmp_path / "x" / "y"), "--json", str(tmp_path / "z" / "r.json"))
     assert output_paths_problem(args).message.startswith("--json ")
+
+
+def test_require_of_a_group_that_runs_only_with_its_option_is_refused(capsys):
+    from mlflowcheck.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["--require", "tracking,security"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--require security: that group runs only with --security or --security-write" in err
+    assert "Tip: run `test_mlflow_local.py --help` for the options." in err

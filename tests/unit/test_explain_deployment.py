@@ -168,6 +168,7 @@ def test_the_proxy_in_front_is_named_by_its_server_header():
         ),
         (Answer("GET /api", 401, {}, '{"message": "Authentication required", "login": "/oidc/login"}'), "oidc-auth"),
         (Answer("GET /api", 302, {"location": "https://sso.example/login"}, ""), "a gateway"),
+        (Answer("GET /api", 401, {"www-authenticate": 'Basic realm="Restricted"'}, "<html>"), "a proxy's basic auth"),
         (Answer("GET /api", 200, {}, "{}"), ""),
         (None, ""),
     ],

@@ -147,3 +147,14 @@ def test_not_in_this_version_names_both_versions():
 def test_not_in_this_version_never_advises_a_server_older_than_3_1_4():
     failure = not_in_version("dataset", "2.4", Implementation(version="2.3.0"))
     assert failure.tip == "upgrade the server to MLflow 3.1.4 or newer to have it."
+
+
+def test_a_request_that_got_no_answer_is_not_blamed_on_the_refusal_before_it():
+    from mlflow.exceptions import MlflowException
+
+    earlier = Answer("GET /api/3.0/mlflow/server-info", 404, {"content-type": "text/html"}, "<p>nf</p>")
+    exc = MlflowException("API request to http://h:1/api/2.0/mlflow-artifacts/artifacts/a failed with exception "
+                          "HTTPConnectionPool(host='h', port=1): Read timed out.")  # fmt: skip
+    failure = explain(exc, earlier, MLFLOW_314)
+    assert not isinstance(failure, Unsupported)
+    assert "server-info" not in failure.message

@@ -205,3 +205,19 @@ def test_the_client_wrapper_records_each_refusal_with_its_endpoint_and_status(ca
     assert refused.headers["content-type"] == "application/json"
     assert "ENDPOINT_NOT_FOUND" in refused.body
     assert mlflow_compat.last_refusal(since=mlflow_compat.refusal_mark()) is None
+
+
+def test_a_refusal_the_client_got_past_is_cleared_by_the_next_answer(canned, client, monkeypatch):
+    monkeypatch.setattr(rest_utils, "_get_http_response_with_retries", mlflows_own_retries())
+    keep_server_error_bodies()
+    canned.expect_request("/api/2.0/mlflow/experiments/get-by-name").respond_with_json(
+        {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "no"}, status=404
+    )
+    canned.expect_request("/api/2.0/mlflow/experiments/get").respond_with_json(
+        {"experiment": {"experiment_id": "1", "name": "e", "lifecycle_stage": "active"}}
+    )
+    mark = mlflow_compat.refusal_mark()
+    assert client.get_experiment_by_name("e") is None  # a 404 MLflow handles itself
+    assert mlflow_compat.last_refusal(since=mark).status == 404
+    client.get_experiment("1")
+    assert mlflow_compat.last_refusal(since=mark) is None, "a success clears the refusal before it"

@@ -54,12 +54,12 @@ def with_load(suite: RunState) -> RunState:
     return suite
 
 
-def test_the_json_document_has_every_field_of_schema_2(state):
+def test_the_json_document_has_every_field_of_schema_3(state):
     document = json_document(state, 1)
     duration = document.pop("duration")
     assert 2.5 <= duration < 5.0
     assert document == {
-        "schema_version": 2,
+        "schema_version": 3,
         "verdict": "fail",
         "exit_code": 1,
         "tracking_uri": "http://h:1/ml",
@@ -84,7 +84,7 @@ def test_the_json_document_has_every_field_of_schema_2(state):
             {"name": "model", "status": "failed", "duration": 2.0, "message": "The model differs.\nTip: look"},
         ],
     }
-    assert JSON_SCHEMA_VERSION == 2
+    assert JSON_SCHEMA_VERSION == 3
 
 
 @pytest.mark.parametrize(("code", "verdict"), [(0, "pass"), (1, "fail"), (2, "error")])
@@ -127,7 +127,7 @@ def test_the_json_text_is_the_document_readable_with_chinese_unescaped(state):
     text = json_text(state, 1)
     assert text.endswith("}\n")
     assert '"experiment_name": "本地测试实验_1"' in text
-    assert text.startswith('{\n  "schema_version": 2,')
+    assert text.startswith('{\n  "schema_version": 3,')
     parsed = json.loads(text)
     parsed.pop("duration")
     expected = json_document(state, 1)

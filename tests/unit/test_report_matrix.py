@@ -8,7 +8,7 @@ from mlflowcheck.core.errors import EXIT_FAILED, EXIT_OK
 from mlflowcheck.core.observations import Implementation
 from mlflowcheck.core.options import Options
 from mlflowcheck.core.state import CheckResult, RunState
-from mlflowcheck.engine.registry import GROUP_OF, GROUPS, SEED_GROUPS, required_groups
+from mlflowcheck.engine.registry import GROUP_OF, GROUPS, SEED_GROUPS, opt_in_flags, required_groups
 from mlflowcheck.report import matrix
 
 pytestmark = pytest.mark.unit
@@ -62,16 +62,37 @@ def test_the_exit_code_counts_only_the_required_groups(fasttrackml):
     assert fasttrackml.exit_code() == EXIT_FAILED  # no requirement given: every group counts
 
 
+def test_a_run_cut_short_or_a_required_check_blocked_by_its_prerequisite_is_no_pass(tmp_path):
+    state = RunState(Options("http://h:1"), tmp=tmp_path)
+    state.results = [
+        CheckResult("artifact", "failed", 0.1, "broken"),
+        CheckResult("model", "skipped", 0.0, "needs 'artifact', which failed"),
+        CheckResult("registry", "skipped", 0.0, "needs 'model', which was skipped"),
+    ]
+    assert state.exit_code(frozenset({"registry"}), GROUP_OF) == EXIT_FAILED
+    state.results[1:] = [CheckResult("registry", "skipped", 0.0, "needs 'model', which was not selected")]
+    assert state.exit_code(frozenset({"registry"}), GROUP_OF) == EXIT_OK  # -k left it out
+    state.timed_out = "server_info"
+    assert state.exit_code(frozenset({"registry"}), GROUP_OF) == EXIT_FAILED
+
+
+def test_server_text_in_the_markdown_is_inert():
+    assert matrix.markdown_text("a | b <img src=x> [link](http://x) `c`") == (
+        "a \\| b &lt;img src=x> \\[link\\](http://x) \\`c\\`"
+    )
+
+
 def test_the_text_shows_each_group_and_the_checks_of_a_group_that_did_not_pass(fasttrackml):
     text = matrix.text(build(fasttrackml))
-    assert text.splitlines()[:4] == [
+    assert text.splitlines()[:5] == [
         "Support matrix (FastTrackML 0.6.0; * = required to pass):",
         "  * server      PASS",
+        "      versions      SKIPPED      not MLflow's own server",  # what did not run is shown, in any group
         "  * tracking    PASS",
         "  * datasets    UNSUPPORTED",
     ]
     assert "      dataset       UNSUPPORTED  FastTrackML 0.6.0 does not implement POST" in text
-    assert "experiment" not in text  # a passing group's checks are the check lines' business
+    assert "experiment" not in text  # a passing check is the check lines' business
     assert text.endswith("Required but not supported by this server: datasets (dataset); registry (registry).\n")
 
 
@@ -107,5 +128,8 @@ def test_the_default_requirement_is_the_seeds_groups_and_every_group_an_option_t
     assert required_groups(Options("http://h:1", load_clients=2, cleanup=True)) == frozenset(
         {*SEED_GROUPS, "load", "cleanup"}
     )
-    assert required_groups(Options("http://h:1", require=("tracking",), load_clients=2)) == {"tracking"}
+    # What an option asked for stays required under --require too.
+    assert required_groups(Options("http://h:1", require=("tracking",), load_clients=2)) == {"tracking", "load"}
+    assert opt_in_flags("security") == ["--security", "--security-write"]
+    assert opt_in_flags("tracking") == []
     assert "info" not in SEED_GROUPS  # what the server says of itself is reported, never required by default
