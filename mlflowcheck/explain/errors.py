@@ -33,10 +33,10 @@ def explain(exc: BaseException, refused: Answer | None = None, server: Implement
     from mlflow.exceptions import MlflowException, RestException
 
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
-        refused = answer_of(exc.response)
+        return explain_http_error(exc.response, server=server)  # its own answer, not the client's last
     if refused is not None and NO_ANSWER.search(str(exc)):
         refused = None  # the request failed without an answer: the refusal was another's
-    if isinstance(exc, (MlflowException, requests.HTTPError)) and refused is not None:
+    if isinstance(exc, MlflowException) and refused is not None:
         by_status = refusal(refused, server)
         if by_status is not None:
             return by_status
@@ -70,8 +70,6 @@ def explain(exc: BaseException, refused: Answer | None = None, server: Implement
                 "the server (or a proxy in front of it) failed; look in the server's log.",
             )
         return CheckFailed(first_lines(text), "look in the server's log for the request that failed.")
-    if isinstance(exc, requests.HTTPError) and exc.response is not None:
-        return explain_http_error(exc.response, server=server)
     if isinstance(exc, requests.Timeout):
         return CheckFailed(f"The server did not answer in time: {exc}", "is it overloaded or hung? Look at its log.")
     if isinstance(exc, requests.ConnectionError):
@@ -121,11 +119,11 @@ def explain_http_error(
 ) -> CheckFailed:
     """A failed request the client made directly (artifact uploads and downloads); ``store``:
     what the object store behind the server said, when a probe asked it (``artifact_failure``)."""
-    said = server_message(resp)
+    message = server_message(resp)
     decided = refusal(answer_of(resp), server)
     if decided is not None:
         return decided
-    known = known_server_error(said)
+    known = known_server_error(message)
     if known is not None:
         return known
     request = f"{resp.request.method} {urlsplit(resp.url).path}" if resp.request is not None else resp.url
@@ -133,11 +131,11 @@ def explain_http_error(
         if store is not None:
             return store
         return CheckFailed(
-            f"The server failed to handle an artifact ({request} answered {said}).",
+            f"The server failed to handle an artifact ({request} answered {message}).",
             "the server's artifact store is failing: check that its --artifacts-destination exists, "
             "is writable by the server process and has free space; the server's log names the error.",
         )
-    return CheckFailed(f"{request} answered {said}.", "look in the server's log for this request.")
+    return CheckFailed(f"{request} answered {message}.", "look in the server's log for this request.")
 
 
 def artifact_5xx(resp: requests.Response) -> bool:
