@@ -31,9 +31,10 @@ class Logged:
 
 @dataclass
 class Created:
-    """The ledger of what the model checks created on the server (the logged model, the
-    registry version, the alias), for the checks after them and for --cleanup; the model
-    worker hands it back with its verdicts (runtime.worker.WorkerResults)."""
+    """The ledger of what the model worker's checks created on the server (the logged model,
+    the registry version, the alias; the prompt, the evaluation dataset and run), for the
+    checks after them and for --cleanup; the model worker hands it back with its verdicts
+    (runtime.worker.WorkerResults)."""
 
     model_id: str | None = None
     model_file: str = ""
@@ -42,6 +43,9 @@ class Created:
     alias: str | None = None
     alias_before: str | None = None  # the version the alias pointed at before this run, if any
     saved_model: dict[str, str] = field(default_factory=dict)  # the model as the suite saved it: file -> sha256
+    prompt: str | None = None  # the prompt this run registered (every version is this run's)
+    dataset_id: str | None = None  # the evaluation dataset this run created
+    evaluation_run_id: str | None = None  # the run mlflow.genai.evaluate created
 
 
 @dataclass
@@ -70,6 +74,8 @@ class RunState:
     artifact_uri: str | None = None
     created: Created = field(default_factory=Created)  # what the model checks created
     logged: Logged = field(default_factory=Logged)  # what was logged and read back, for --restart
+    trace_id: str | None = None  # the seed's trace, by the id the server keeps it under
+    trace_ids: list[str] = field(default_factory=list)  # every trace this process wrote, for --cleanup
     load_sent: list[Sent] = field(default_factory=list)  # what the load probe's clients had acknowledged
     load: Figures | None = None  # the load probe's figures
     exposure: Exposure | None = None  # what the exposure probe saw, for the probes after it
@@ -154,10 +160,16 @@ class RunState:
             counts["warned"] += result.warning
         return counts
 
-    def exit_code(self, required: frozenset[str] | None = None, group_of: dict[str, str] | None = None) -> int:
+    def exit_code(
+        self,
+        required: frozenset[str] | None = None,
+        group_of: dict[str, str] | None = None,
+        lenient: frozenset[str] = frozenset(),
+    ) -> int:
         """0 every required check passed; 1 a check of a required group failed or is unsupported;
         2 the suite could not run. ``required``: the groups that must pass (None: every group),
-        ``group_of``: each check's group (the registry's)."""
+        ``group_of``: each check's group (the registry's); ``lenient``: required groups whose
+        checks the server does not support (and those they block) do not fail the run."""
         if any(r.fatal for r in self.results):
             return EXIT_NO_RUN
         if self.timed_out or self.server_down:
@@ -165,6 +177,9 @@ class RunState:
         group_of = group_of or {}
         for r in self.results:
             if required is not None and group_of.get(r.name) not in required:
+                continue
+            missing = r.status == "unsupported" or "this server does not support" in r.message
+            if missing and group_of.get(r.name) in lenient:
                 continue
             if r.status in ("failed", "unsupported") or blocked(r):
                 return EXIT_FAILED

@@ -17,7 +17,7 @@ from mlflowcheck.explain.errors import refusal
 from mlflowcheck.explain.support import said
 from mlflowcheck.net.http import auth_from_env
 from mlflowcheck.net.liveness import versions_seen
-from mlflowcheck.probes import artifacts, cleanup, load, restart, tracking
+from mlflowcheck.probes import artifacts, cleanup, load, restart, traces, tracking
 from mlflowcheck.probes.identity import SERVER_INFO, identify_implementation, server_info
 from mlflowcheck.probes.layers import access, identify, reach
 from mlflowcheck.probes.models import worker_check
@@ -133,6 +133,18 @@ def check_model(suite):
     worker_check(suite, "model")
 
 
+def check_trace(suite):
+    traces.trace(suite)
+
+
+def check_otlp(suite):
+    traces.otlp(suite)
+
+
+def check_assessments(suite):
+    traces.assessments(suite)
+
+
 def check_run(suite):
     tracking.finish_run(suite)
 
@@ -147,6 +159,14 @@ def check_load(suite):
 
 def check_browser(suite):
     browse(suite)
+
+
+def check_prompts(suite):
+    worker_check(suite, "prompts")
+
+
+def check_evaluation(suite):
+    worker_check(suite, "evaluation")
 
 
 def check_final_report(suite):

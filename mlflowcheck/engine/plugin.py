@@ -17,7 +17,7 @@ import pytest
 from mlflowcheck.core.errors import CheckFailed, Unsupported
 from mlflowcheck.core.state import CheckResult
 from mlflowcheck.engine.handles import start_chromium, start_model_worker
-from mlflowcheck.engine.registry import BY_NAME, GROUP_OF, GROUPS, IN_WORKER, order, required_groups
+from mlflowcheck.engine.registry import BY_NAME, GROUP_OF, GROUPS, IN_WORKER, lenient_groups, order, required_groups
 from mlflowcheck.explain.errors import known_server_error
 from mlflowcheck.explain.support import is_unsupported, not_in_version, older_than, unsupported
 from mlflowcheck.net.limits import RESPONSE_DEADLINE
@@ -34,7 +34,8 @@ from mlflowcheck.runtime.session import Session
 
 def support_matrix(suite: Session) -> dict:
     """The run's support matrix (report.matrix), with the registry's groups and --require's."""
-    return matrix.build(suite, GROUP_OF, GROUPS, required_groups(suite.options))
+    options = suite.options
+    return matrix.build(suite, GROUP_OF, GROUPS, required_groups(options), lenient_groups(options))
 
 
 def check_name(item_or_report) -> str:
@@ -103,6 +104,7 @@ class SuitePlugin:
         # and Chromium only if they are (without -k the command line started both before pytest,
         # to overlap their start with the server's and the first checks).
         selected = {check_name(i) for i in session.items}
+        self.suite.worker_checks = frozenset(IN_WORKER & selected)
         if IN_WORKER & selected and self.suite.model_worker is None:
             self.suite.model_worker = start_model_worker(self.suite)
         if "browser" in selected and self.suite.browser is None:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mlflowcheck.engine.details import DETAIL
+
 #: The feature groups, in the order the docs list them: what each says about a deployment.
 GROUPS = {
     "server": "the layers before any data moves: the address, the network, which server answers, access, versions",
@@ -24,6 +26,7 @@ GROUPS = {
     "artifacts": "the artifact store, through the server",
     "models": "logged models: saved, stored, loaded back with the same predictions",
     "registry": "the model registry: versions and aliases",
+    "genai": "MLflow 3's GenAI layer: traces, OpenTelemetry ingestion, assessments, prompts, evaluation",
     "ui": "the web app, and the run as a user sees it in a real browser",
     "load": "many clients at once: nothing lost, duplicated or altered",
     "durability": "what was acknowledged survives a restart of the server",
@@ -46,11 +49,15 @@ class Check:
     #: A read-only GET that tells whether the server has the API at all, asked when a prerequisite
     #: did not pass: the matrix then says UNSUPPORTED (the endpoint missing) rather than SKIPPED.
     probe: str | None = None
-    detail: str = ""  # what it does and proves in full, for docs/checks.md (markdown)
 
     @property
     def opt_in(self) -> bool:
         return self.option is not None
+
+    @property
+    def detail(self) -> str:
+        """What it does and proves in full, for docs/checks.md (engine/details.py; else the summary)."""
+        return DETAIL.get(self.name, "")
 
 
 SECURITY = {"option": "security", "flag": "--security", "group": "security"}
@@ -60,46 +67,30 @@ CHECKS: tuple[Check, ...] = (
         "uri",
         "server",
         "the tracking URI is an http(s) server address, not a database URI or an API path",
-        detail=(
-            "the tracking URI is an http(s) server address (a UI address with `/#/...` is "
-            "accepted; a database URI or an API path is refused with a hint)"
-        ),
     ),
     Check(
         "network",
         "server",
         "something accepts connections within 3 s; over https the TLS handshake succeeds with the client's settings",
         needs=("uri",),
-        detail=("something accepts connections, within 3 s, without MLflow's minutes of retries"),
     ),
     Check(
         "server",
         "server",
         "what answers speaks MLflow's API: `GET /version` returns a version; which server it is",
         needs=("network",),
-        detail=(
-            "what answers speaks MLflow's API: `GET /version` returns a version string (a `/health` 200 proves "
-            "little); which server it is (MLflow's own, or another product such as FastTrackML, by its `Server` "
-            "header and `server-info`), the auth layer (MLflow's basic-auth, mlflow-oidc-auth) and the proxy in front"
-        ),
     ),
     Check(
         "access",
         "server",
         "a real API call answers JSON; 401/403 are explained",
         needs=("server",),
-        detail=("a real API call answers JSON; 401/403 are explained (credentials, host protection)"),
     ),
     Check(
         "versions",
         "server",
         "client and server major versions match; replicas run one version",
         needs=("access",),
-        detail=(
-            "client and server major versions match (a 2.x server is a failure with the fix; minor skew is a "
-            "note); skipped for a server that is not MLflow's own (its version is not MLflow's). A mismatch skips "
-            "nothing: the checks whose API the server lacks are reported as unsupported"
-        ),
     ),
     Check(
         "server_info",
@@ -122,12 +113,6 @@ CHECKS: tuple[Check, ...] = (
             "experiments/get-by-name",
             "experiments/set-experiment-tag",
         ),
-        detail=(
-            "experiment `本地测试实验_<unix time>` created (if another client has that name, the "
-            "server refuses and the suite takes `_2`, `_3`, …: never a shared experiment), "
-            "read back by id and by name (exact unicode), active, tagged to open in the UI's "
-            "classic training view"
-        ),
     ),
     Check(
         "params",
@@ -135,7 +120,6 @@ CHECKS: tuple[Check, ...] = (
         "the run's 4 params read back equal",
         needs=("experiment",),
         endpoints=("runs/create", "runs/log-batch", "runs/get"),
-        detail=("run `本地测试运行` started; learning_rate, batch_size, epochs, model_type read back equal"),
     ),
     Check(
         "metrics",
@@ -143,7 +127,6 @@ CHECKS: tuple[Check, ...] = (
         "2 metric histories, 5 steps each, read back equal",
         needs=("params",),
         endpoints=("runs/log-metric", "metrics/get-history"),
-        detail=("full history of `accuracy` and `loss`, 5 steps each: step, value and timestamp equal"),
     ),
     Check(
         "dataset",
@@ -152,11 +135,6 @@ CHECKS: tuple[Check, ...] = (
         needs=("params",),
         since="2.4",
         endpoints=("runs/log-inputs", "runs/get"),
-        detail=(
-            "the 100-row DataFrame logged with `mlflow.data.from_pandas(..., "
-            'targets="target")`: name, digest, source (a code source naming 本地生成的测试数据), '
-            "3-column schema, 100-row profile, context tag 训练数据, targets"
-        ),
     ),
     Check(
         "artifact",
@@ -164,12 +142,6 @@ CHECKS: tuple[Check, ...] = (
         "artifacts go through the server, never to the client's disk; the report read back, sha256 equal",
         needs=("params",),
         endpoints=("mlflow-artifacts/artifacts (PUT, GET)", "artifacts/list"),
-        detail=(
-            "the run's artifacts go through the server's artifact proxy (`mlflow-artifacts:`)"
-            " or to an object store, never to a path on the client's disk; "
-            "`reports/test_report.txt` uploaded, listed by the server with its size, "
-            "downloaded, sha256 equal"
-        ),
     ),
     Check(
         "big_artifact",
@@ -177,12 +149,6 @@ CHECKS: tuple[Check, ...] = (
         "a 4 MiB artifact goes through; if a proxy refuses it, the largest size that does",
         needs=("artifact",),
         endpoints=("mlflow-artifacts/artifacts (PUT, GET)",),
-        detail=(
-            "one artifact of `--upload-size` (default 4 MiB, above nginx's default 1 MB body "
-            "limit, which the seed's few-KB files never meet) uploaded, downloaded, sha256 "
-            "equal; when a proxy refuses it (413), the largest size that goes through is "
-            "found and named"
-        ),
     ),
     # Checks that need no model run here, while the model worker finishes its imports.
     Check(
@@ -191,7 +157,6 @@ CHECKS: tuple[Check, ...] = (
         "the run is found by a param and a metric filter, the experiment by name",
         needs=("metrics",),
         endpoints=("runs/search", "experiments/search"),
-        detail=("`search_runs` finds the run by a param and a metric filter; the experiment is found by name"),
     ),
     Check(
         "model",
@@ -202,14 +167,29 @@ CHECKS: tuple[Check, ...] = (
         since="3.0",
         endpoints=("logged-models (create, get, finalize)", "mlflow-artifacts/artifacts (PUT, GET)"),
         probe="/api/2.0/mlflow/logged-models/m-mlflowcheck-probe",
-        detail=(
-            "a `LogisticRegression` trained on the dataset, logged with signature and input "
-            "example: status READY, belongs to the run and its experiment, MLmodel, "
-            "conda.yaml, python_env.yaml, requirements.txt and the model file (model.skops, "
-            "or model.pkl with `--model-format pickle`) all on the server; downloaded through"
-            " the server, every file's sha256 equal to what the suite saved, then loaded from"
-            " that verified copy: its 100 predictions equal the in-memory model's"
-        ),
+    ),
+    # In the seed's run, after the model (the trace is linked to it), while the worker registers it.
+    Check(
+        "trace",
+        "genai",
+        "a traced call (nested spans, a 2 MiB span, an error) read back span by span; found by search",
+        needs=("params",),
+        endpoints=("POST /v1/traces", "POST /api/3.0/mlflow/traces", "GET /api/3.0/mlflow/traces/get", "traces/search"),
+    ),
+    Check(
+        "otlp",
+        "genai",
+        "OpenTelemetry's own exporter sends a span to `/v1/traces`; read back as an MLflow trace",
+        needs=("experiment",),
+        since="3.4",
+        endpoints=("POST /v1/traces",),
+    ),
+    Check(
+        "assessments",
+        "genai",
+        "feedback and an expectation on the trace, read back exactly",
+        needs=("trace",),
+        endpoints=("POST /api/3.0/mlflow/traces/{id}/assessments",),
     ),
     Check(
         "run",
@@ -217,7 +197,6 @@ CHECKS: tuple[Check, ...] = (
         "the run ended FINISHED",
         needs=("params",),
         endpoints=("runs/update", "runs/get"),
-        detail=("run ended: name, status FINISHED, start ≤ end times"),
     ),
     Check(
         "registry",
@@ -228,13 +207,6 @@ CHECKS: tuple[Check, ...] = (
         since="3.0",
         endpoints=("registered-models/create", "model-versions/create", "registered-models/alias"),
         probe="/api/2.0/mlflow/registered-models/get?name=mlflowcheck-probe-no-such-model",
-        detail=(
-            "the model registered (each run adds a version to `mlflow-local-test-model`), "
-            "version READY and pointing at the run, the run's alias (`@check-<run id>`, or "
-            '`--alias`) resolves to exactly that version, and that version (not "whatever the'
-            ' alias says now") is downloaded, verified file by file and loaded: same '
-            "predictions"
-        ),
     ),
     # After the model checks (their worker would take CPU from the probe), before the browser
     # check (so its screenshot of the run's charts shows the probe's figures).
@@ -245,31 +217,35 @@ CHECKS: tuple[Check, ...] = (
         needs=("experiment", "run"),
         option="load_clients",
         flag="--load",
-        detail=(
-            "concurrent client processes log as training jobs do, then every acknowledged "
-            "value is read back: nothing lost, duplicated or altered, no errors; throughput "
-            "and latency (see [load-and-durability.md](load-and-durability.md))"
-        ),
     ),
     Check(
         "browser",
         "ui",
         "a real Chromium shows the run on its experiment, run, metrics and artifacts pages",
         needs=("ui", "run"),
-        detail=(
-            "headless Chromium opens the experiment page (the run listed), the run page "
-            "(name, a param value, both metrics, the dataset and its context, the logged "
-            "model READY, the registered model and version), the metric charts and the "
-            "artifacts tab (the report listed and previewed); screenshots saved, the run "
-            "page's logged to the run (see [ui.md](ui.md))"
-        ),
+    ),
+    # In the model worker, while the main process runs the browser check.
+    Check(
+        "prompts",
+        "genai",
+        "a prompt with 2 versions and an alias, loaded by version and by alias, text equal",
+        needs=("access",),
+        in_worker=True,
+        endpoints=("registered-models/create", "model-versions/create", "registered-models/alias"),
+    ),
+    Check(
+        "evaluation",
+        "genai",
+        "an evaluation dataset read back; `mlflow.genai.evaluate` with a code scorer, its results read back",
+        needs=("experiment",),
+        in_worker=True,
+        endpoints=("POST /api/3.0/mlflow/datasets/create", "datasets/{id}/records", "runs/create", "traces"),
     ),
     Check(
         "final_report",
         "artifacts",
         "the report with every result, uploaded again and read back",
         needs=("artifact", "run"),
-        detail=("the report, now with every check's result, uploaded again and read back"),
     ),
     Check(
         "restart",
@@ -278,10 +254,6 @@ CHECKS: tuple[Check, ...] = (
         needs=("run",),
         option="restart",
         flag="--restart",
-        detail=(
-            "only with `--restart`, for a server the suite started: SIGTERM, start again on "
-            "the same stores, read everything back through the new process"
-        ),
     ),
     Check("exposure", summary="who can reach the API without credentials", needs=("server",), **SECURITY),
     Check("hosts", summary="a foreign Host header is refused (DNS rebinding)", needs=("server",), **SECURITY),
@@ -304,9 +276,6 @@ CHECKS: tuple[Check, ...] = (
         "what this run created is deleted, and nothing else",
         option="cleanup",
         flag="--cleanup",
-        detail=(
-            "what this run created is deleted, and nothing else (see [shared-servers.md](shared-servers.md#--cleanup))"
-        ),
     ),
 )
 
@@ -315,6 +284,9 @@ BY_NAME = {check.name: check for check in CHECKS}
 GROUP_OF = {check.name: check.group for check in CHECKS}
 #: The groups the seed's workflow uses: by default each must pass (``--require``).
 SEED_GROUPS = ("server", "tracking", "datasets", "artifacts", "models", "registry", "ui")
+#: Groups that must pass by default where the server has their API: a server without it (MISS)
+#: still exits 0, unless --require names the group.
+WHERE_SUPPORTED = ("genai",)
 #: The checks that run when no option asks for more.
 DEFAULT = tuple(check.name for check in CHECKS if not check.opt_in)
 #: The checks that run in the model worker: it is started only when one of them is selected.
@@ -330,7 +302,13 @@ def required_groups(options) -> frozenset[str]:
     """What must pass for exit 0: --require's groups (else the seed's), and every group an
     option turned on (--load, --restart, --security, --cleanup): what was asked for must pass."""
     asked = {c.group for c in CHECKS if c.opt_in and getattr(options, c.option)}
-    return frozenset(options.require if options.require is not None else SEED_GROUPS) | asked
+    default = (*SEED_GROUPS, *WHERE_SUPPORTED)
+    return frozenset(options.require if options.require is not None else default) | asked
+
+
+def lenient_groups(options) -> frozenset[str]:
+    """The required groups whose missing API (MISS) does not fail the run: the default's GenAI."""
+    return frozenset(WHERE_SUPPORTED) if options.require is None else frozenset()
 
 
 def opt_in_flags(group: str) -> list[str]:

@@ -247,7 +247,7 @@ def run_checks(suite: Session, args, out) -> int:
     import pytest
 
     from mlflowcheck.engine.plugin import SuitePlugin, support_matrix
-    from mlflowcheck.engine.registry import GROUP_OF, required_groups
+    from mlflowcheck.engine.registry import GROUP_OF, lenient_groups, required_groups
     from mlflowcheck.report import matrix
     from mlflowcheck.runtime.mlflow_compat import configure_client
 
@@ -277,7 +277,7 @@ def run_checks(suite: Session, args, out) -> int:
     plugin = SuitePlugin(suite, out)
     status = pytest.main(pytest_args, plugins=[plugin])
     found = support_matrix(suite)
-    code = suite.exit_code(required_groups(suite.options), GROUP_OF)
+    code = suite.exit_code(required_groups(suite.options), GROUP_OF, lenient_groups(suite.options))
     if status == pytest.ExitCode.INTERRUPTED:
         out.write("Interrupted (Ctrl+C): the checks after the last line above did not run.\n")
         code = EXIT_NO_RUN

@@ -1,8 +1,8 @@
 """--cleanup: delete exactly what this run created on the server, and nothing else.
 
-What the run created is recorded as it is created (the experiment and run ids on the suite,
-the logged model, the registry version and the alias's previous target in
-``Suite.created``); only those are deleted. Without --cleanup nothing is deleted: the
+What the run created is recorded as it is created (the experiment and run ids and the traces on
+the suite; the logged model, the registry version and the alias's previous target, the prompt,
+the evaluation dataset and run in ``created``); only those are deleted. Without --cleanup nothing is deleted: the
 results stay on the server to browse.
 """
 
@@ -67,6 +67,15 @@ def cleanup(suite: Session) -> None:
             lambda: delete_files(client.get_logged_model(model_id).artifact_location),
         )
         step(f"deleted logged model {model_id}", lambda: client.delete_logged_model(model_id))
+    if suite.trace_ids and suite.experiment_id:
+        step("traces", lambda: delete_traces(suite, suite.trace_ids))
+    if created.evaluation_run_id:
+        run_id = created.evaluation_run_id
+        step(f"deleted evaluation run {run_id}, its traces and artifacts", lambda: delete_evaluation(suite, run_id))
+    if created.dataset_id:
+        step(f"deleted evaluation dataset {created.dataset_id}", lambda: delete_dataset(created.dataset_id))
+    if created.prompt:
+        step(f"deleted prompt {created.prompt} and its versions", lambda: delete_prompt(client, created.prompt))
     for sent in suite.load_sent:  # the load probe's runs are this run's too
         if sent.run_id:
             step(f"deleted load run {sent.run_id} and its artifacts", lambda r=sent.run_id: delete_run(client, r))
@@ -138,3 +147,41 @@ def end_active_run() -> None:
     if mlflow.active_run() is not None:
         with contextlib.redirect_stdout(io.StringIO()):  # MLflow prints "View run ..."
             mlflow.end_run(status="FAILED")
+
+
+def delete_traces(suite: Session, trace_ids: list[str]) -> str | None:
+    """Delete traces this run wrote, their artifact files first (traces.json, attachments). An id
+    the server does not know (a v2 server keeps its own ids) is left out."""
+    from mlflow.exceptions import MlflowException
+
+    client, known = suite.client, []
+    for trace_id in dict.fromkeys(trace_ids):
+        try:
+            info = client.get_trace_info(trace_id)
+        except MlflowException:
+            continue
+        delete_files(info.tags.get("mlflow.artifactLocation"))
+        known.append(trace_id)
+    if known:
+        client.delete_traces(suite.experiment_id, trace_ids=known)
+    return f"deleted {len(known)} trace(s) and their traces.json files" if known else None
+
+
+def delete_evaluation(suite: Session, run_id: str) -> None:
+    """The run mlflow.genai.evaluate created, with the traces of its rows."""
+    rows = suite.client.search_traces(locations=[suite.experiment_id], run_id=run_id, include_spans=False)
+    delete_traces(suite, [t.info.trace_id for t in rows])
+    delete_run(suite.client, run_id)
+
+
+def delete_dataset(dataset_id: str) -> None:
+    from mlflow.genai.datasets import delete_dataset as delete
+
+    delete(dataset_id=dataset_id)
+
+
+def delete_prompt(client, name: str) -> None:
+    """The prompt this run registered under its own name: every version is this run's."""
+    for version in client.search_prompt_versions(name):
+        client.delete_prompt_version(name, str(version.version))
+    client.delete_prompt(name)

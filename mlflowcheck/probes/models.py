@@ -246,11 +246,13 @@ class ModelRun:
         self.notes[check] = text
 
 
-def run_job(job: ModelJob) -> WorkerResults:
-    """In the worker: the model and registry checks on the main process's run."""
+def run_job(job: ModelJob, send=None) -> WorkerResults:
+    """In the worker: the model and registry checks on the main process's run; then, if
+    selected, the prompts and evaluation checks (probes.prompts), after ``send`` has handed the
+    model's verdicts back (the main process goes on meanwhile)."""
     import pandas as pd
 
-    from mlflowcheck.probes.layers import diagnose
+    from mlflowcheck.probes import prompts
 
     map_installed_packages(job.packages)
     configure_client()
@@ -263,28 +265,44 @@ def run_job(job: ModelJob) -> WorkerResults:
         data=pd.DataFrame(job.data),
     )
     # log_model files the logged model under the active experiment, not the run's.
-    mlflow.set_experiment(experiment_id=run.experiment_id)
+    if run.experiment_id:
+        mlflow.set_experiment(experiment_id=run.experiment_id)
     results = WorkerResults()
     for name, check in (("model", logged_model), ("registry", registry)):
-        started, mark = time.perf_counter(), refusal_mark()
-        try:
-            check(run)
-        except Exception as exc:
-            failure = diagnose(exc, last_refusal(since=mark), job.server)
-            status = "unsupported" if isinstance(failure, Unsupported) else "failed"
-            results.checks[name] = {"status": status, "message": failure.message, "tip": failure.tip}
-            results.checks[name]["endpoint"] = getattr(failure, "endpoint", "")
-            if run.options.verbose:
-                import traceback
-
-                results.checks[name]["message"] += "\n" + traceback.format_exc()
-            break
-        else:
-            took = time.perf_counter() - started
-            note = f"{run.notes.get(name, '')} ({took:.2f}s, in parallel)"
-            results.checks[name] = {"status": "passed", "note": note}
+        if name not in job.checks or not run_one(run, job, results, name, check):
+            break  # the registry registers the model
+    genai = [(name, getattr(prompts, name)) for name in ("prompts", "evaluation") if name in job.checks]
+    if genai and send is not None:
+        results.created = asdict(run.created)
+        send(results)
+        results = WorkerResults()
+    for name, check in genai:
+        run_one(run, job, results, name, check)
     results.created = asdict(run.created)
     return results
+
+
+def run_one(run: ModelRun, job: ModelJob, results: WorkerResults, name: str, check) -> bool:
+    """One of the worker's checks, its verdict put in ``results``: whether it passed."""
+    from mlflowcheck.probes.layers import diagnose
+
+    started, mark = time.perf_counter(), refusal_mark()
+    try:
+        check(run)
+    except Exception as exc:
+        failure = diagnose(exc, last_refusal(since=mark), job.server)
+        status = "unsupported" if isinstance(failure, Unsupported) else "failed"
+        results.checks[name] = {"status": status, "message": failure.message, "tip": failure.tip}
+        results.checks[name]["endpoint"] = getattr(failure, "endpoint", "")
+        if run.options.verbose:
+            import traceback
+
+            results.checks[name]["message"] += "\n" + traceback.format_exc()
+        return False
+    took = time.perf_counter() - started
+    results.checks[name] = {"status": "passed", "note": f"{run.notes.get(name, '')} ({took:.2f}s, in parallel)"}
+    results.created = asdict(run.created)
+    return True
 
 
 #: The model worker's whole job: its imports are done long before, so this is upload, load, register.
@@ -301,8 +319,10 @@ def worker_check(suite: Session, name: str) -> None:
         tmp=str(suite.tmp),
         data=suite.data.to_dict(orient="list"),
         server=suite.implementation,
+        # The worker's checks still to run (not one the main process skipped before it sent the job).
+        checks=sorted(c for c in suite.worker_checks if suite.outcome(c) is None),
     )
-    results = suite.model_worker.run(job, suite.remaining(WORKER_DEADLINE))
+    results = suite.model_worker.run(job, suite.remaining(WORKER_DEADLINE), name)
     suite.created = Created(**results.created)
     result = results.checks.get(name)
     if result is None:

@@ -14,10 +14,16 @@ from mlflowcheck.report.console import printable
 STATUS = {"passed": "PASS", "failed": "FAIL", "unsupported": "UNSUPPORTED", "skipped": "SKIPPED"}
 
 
-def build(suite: RunState, group_of: Mapping[str, str], groups: Iterable[str], required: frozenset[str]) -> dict:
+def build(
+    suite: RunState,
+    group_of: Mapping[str, str],
+    groups: Iterable[str],
+    required: frozenset[str],
+    lenient: frozenset[str] = frozenset(),
+) -> dict:
     """The matrix as data: the groups in the registry's order, each with its status, whether it
-    must pass (``required``) and its checks; a group with no check in this run (an opt-in group
-    not asked for, or deselected by -k) is left out."""
+    must pass (``required``; ``lenient``: only where the server has its API) and its checks; a
+    group with no check in this run (an opt-in group not asked for, or deselected by -k) is left out."""
     rows: dict[str, list[dict]] = {}
     for result in suite.results:
         status = "WARN" if result.warning and result.status == "passed" else STATUS[result.status]
@@ -29,7 +35,13 @@ def build(suite: RunState, group_of: Mapping[str, str], groups: Iterable[str], r
         checks = rows.get(group)
         if checks:
             matrix.append(
-                {"group": group, "status": group_status(checks), "required": group in required, "checks": checks}
+                {
+                    "group": group,
+                    "status": group_status(checks),
+                    "required": group in required,
+                    "where_supported": group in lenient,
+                    "checks": checks,
+                }
             )
     return {
         "server": suite.implementation.as_dict() if suite.implementation else None,
@@ -53,7 +65,7 @@ def missing(matrix: dict) -> list[str]:
     found = []
     for group in matrix["groups"]:
         names = ", ".join(c["check"] for c in group["checks"] if c["status"] == "UNSUPPORTED")
-        if group["required"] and names:
+        if group["required"] and not group.get("where_supported") and names:
             found.append(f"{group['group']} ({names})")
     return found
 
@@ -75,6 +87,12 @@ def text(matrix: dict) -> str:
     gaps = missing(matrix)
     if gaps:
         lines.append(f"Required but not supported by this server: {'; '.join(gaps)}.")
+    for group in matrix["groups"]:
+        if group.get("where_supported") and group["status"] == "UNSUPPORTED":
+            lines.append(
+                f"{group['group']} must pass where this server has its API; what it lacks does not fail the run "
+                f"(--require {group['group']} makes it)."
+            )
     return printable("\n".join(lines) + "\n")
 
 

@@ -141,6 +141,11 @@ _last: tuple[int, Answer | None] = (0, None)
 _last_lock = threading.Lock()
 
 
+#: While ``recording_refusals`` is active: every refusal the client met, in order (a trace's
+#: export swallows them; the trace check names them).
+_recorders: list[list[Answer]] = []
+
+
 def record_answer(resp) -> None:
     global _last
     try:
@@ -149,6 +154,28 @@ def record_answer(resp) -> None:
         answer = None
     with _last_lock:
         _last = (_last[0] + 1, answer)
+        if answer is not None:
+            for recorded in _recorders:
+                recorded.append(answer)
+
+
+@contextlib.contextmanager
+def recording_refusals() -> Iterator[list[Answer]]:
+    """Every refusal (HTTP 400 or more) MLflow's client gets while active, in order."""
+    recorded: list[Answer] = []
+    with _last_lock:
+        _recorders.append(recorded)
+    try:
+        yield recorded
+    finally:
+        with _last_lock:
+            _recorders.remove(recorded)
+
+
+def partial_trace(client, trace_id: str):
+    """The spans the server holds of a trace it calls "not fully exported yet": MLflow's
+    client has no public call for a partial trace (the REST store's get_trace allow_partial)."""
+    return client._tracing_client.store.get_trace(trace_id, allow_partial=True)
 
 
 def refusal_mark() -> int:
@@ -169,10 +196,14 @@ def configure_client() -> None:
     The first contact (the layer checks) already proved the server answers; from here a
     failing request gets two quick retries, not MLflow's default of minutes, with short
     backoffs: a dead server must get its verdict within seconds (engine.plugin: server_fate).
+    Traces are exported synchronously.
     """
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+    # A trace is exported when its call returns, not by a queue at exit: its failures belong to
+    # the trace check, and a dead server cannot hold the process's exit for minutes.
+    os.environ.setdefault("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false")
     without_ipython()
     keep_server_error_bodies()

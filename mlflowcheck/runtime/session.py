@@ -22,6 +22,7 @@ class Session(RunState):
     browser: BrowserSession | None = None  # Chromium for the browser check, started early
     local_server: LocalServer | None = None  # the server this suite started (for --restart)
     progress: Callable[[str], None] | None = None  # a live status line for long checks (a terminal only)
+    worker_checks: frozenset[str] = frozenset()  # the model worker's checks selected for this run
 
     def connect(self) -> None:
         """Make the MLflow client, now that the target is known to be an MLflow server."""

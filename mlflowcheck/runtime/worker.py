@@ -5,7 +5,7 @@ chain against a running server. The suite starts this process early (``ModelWork
 ``start_method`` for fork or spawn); it pays for those imports on the machine's other core
 while the main process checks the tracking store. When the run exists, the model probe hands
 it a ``ModelJob``; the worker runs the job's entry (a function named by the engine, so this
-layer knows nothing of the checks) and hands back ``WorkerResults``. It is a
+layer knows nothing of the checks) and hands back ``WorkerResults``, a batch at a time. It is a
 ``multiprocessing`` process that talks over a pipe.
 """
 
@@ -43,6 +43,7 @@ class ModelJob:
     data: dict[str, list]  # the seed's DataFrame, by column
     packages: dict[str, list[str]] | None = None  # MLflow's map of installed packages, if made here
     server: Implementation | None = None  # which server answers (for the messages: product, auth layer)
+    checks: list[str] = field(default_factory=list)  # the worker's checks selected for this run
 
 
 @dataclass
@@ -52,6 +53,7 @@ class WorkerResults:
     checks: dict[str, dict] = field(default_factory=dict)  # check -> status, note or message, tip, endpoint
     created: dict = field(default_factory=dict)  # core.state.Created as a dict
     phases: list[tuple[str, float, float]] = field(default_factory=list)  # (name, start, end), time.time()
+    final: bool = False  # the job's last message (earlier ones hand back the checks done so far)
 
 
 def start_method() -> str:
@@ -100,30 +102,44 @@ class ModelWorker:
         with self.timeline.phase("installed packages mapped for the model worker"):
             return installed_packages()
 
-    def run(self, job: ModelJob, deadline: float) -> WorkerResults:
-        """Hand the worker its job (once) and wait for its results, at most ``deadline`` seconds."""
+    def run(self, job: ModelJob, deadline: float, check: str) -> WorkerResults:
+        """Hand the worker its job (once) and wait, at most ``deadline`` seconds, until its
+        results have ``check``'s verdict (or its last message came). The worker hands back each
+        batch of checks as it finishes them: the model's verdict comes before the prompts'."""
         if self.results is None:
+            self.results = WorkerResults()
             try:
                 job.packages = self.packages_unless_ready()
                 self.conn.send(job)
-                got = self.receive(deadline)
             except (EOFError, OSError):
-                self.proc.join(timeout=5)
-                said = tail(self.log_path, 8)
-                raise CheckFailed(
-                    f"The model worker process ended (code {self.proc.exitcode}) without a result:\n{said}",
-                    "run again with --verbose; if it repeats, this is a bug in the suite.",
-                ) from None
+                self.ended_without_result()
+        end = time.monotonic() + deadline
+        while check not in self.results.checks and not self.results.final:
+            try:
+                got = self.receive(max(0.0, end - time.monotonic()))
+            except (EOFError, OSError):
+                self.ended_without_result()
             if got is None:
                 self.stop()
                 raise CheckFailed(
-                    f"Logging and loading the model took longer than {deadline:.0f}s.",
+                    f"The model worker's checks took longer than {deadline:.0f}s.",
                     "the server is very slow to store or serve model files; look at its log.",
                 )
-            self.results = WorkerResults(**got)
-            for name, start, end in self.results.phases:
-                self.timeline.add(f"model worker: {name}", start, end)
+            batch = WorkerResults(**got)
+            self.results.checks.update(batch.checks)
+            self.results.created = batch.created  # the worker's one ledger, as it is now
+            self.results.final = batch.final
+            for name, start, end_ in batch.phases:
+                self.timeline.add(f"model worker: {name}", start, end_)
         return self.results
+
+    def ended_without_result(self):
+        self.proc.join(timeout=5)
+        said = tail(self.log_path, 8)
+        raise CheckFailed(
+            f"The model worker process ended (code {self.proc.exitcode}) without a result:\n{said}",
+            "run again with --verbose; if it repeats, this is a bug in the suite.",
+        ) from None
 
     def receive(self, timeout: float) -> dict | None:
         """The worker's results, or None after ``timeout`` seconds (its READY is passed over)."""
@@ -185,8 +201,9 @@ def serve(conn, parent_conn, log_path: str, entry: str, model_format: str | None
     except EOFError:  # the main process needed no model checks, or ended
         os._exit(0)
     job_start = time.time()
-    results = run_job(job)
-    results.phases = [("imports", started, imported), ("model and registry", job_start, time.time())]
+    results = run_job(job, lambda batch: conn.send(asdict(batch)))
+    results.phases = [("imports", started, imported), ("model, registry, prompts, evaluation", job_start, time.time())]
+    results.final = True
     conn.send(asdict(results))
     sys.stdout.flush()
     sys.stderr.flush()

@@ -8,7 +8,14 @@ from mlflowcheck.core.errors import EXIT_FAILED, EXIT_OK
 from mlflowcheck.core.observations import Implementation
 from mlflowcheck.core.options import Options
 from mlflowcheck.core.state import CheckResult, RunState
-from mlflowcheck.engine.registry import GROUP_OF, GROUPS, SEED_GROUPS, opt_in_flags, required_groups
+from mlflowcheck.engine.registry import (
+    GROUP_OF,
+    GROUPS,
+    SEED_GROUPS,
+    lenient_groups,
+    opt_in_flags,
+    required_groups,
+)
 from mlflowcheck.report import matrix
 
 pytestmark = pytest.mark.unit
@@ -123,13 +130,43 @@ def test_each_group_is_a_junit_property(fasttrackml):
     }
 
 
-def test_the_default_requirement_is_the_seeds_groups_and_every_group_an_option_turned_on():
-    assert required_groups(Options("http://h:1")) == frozenset(SEED_GROUPS)
+def test_the_default_requirement_is_the_seeds_groups_genai_where_supported_and_every_group_an_option_turned_on():
+    assert required_groups(Options("http://h:1")) == frozenset({*SEED_GROUPS, "genai"})
+    assert lenient_groups(Options("http://h:1")) == {"genai"}
+    assert lenient_groups(Options("http://h:1", require=("genai",))) == frozenset()
     assert required_groups(Options("http://h:1", load_clients=2, cleanup=True)) == frozenset(
-        {*SEED_GROUPS, "load", "cleanup"}
+        {*SEED_GROUPS, "genai", "load", "cleanup"}
     )
     # What an option asked for stays required under --require too.
     assert required_groups(Options("http://h:1", require=("tracking",), load_clients=2)) == {"tracking", "load"}
     assert opt_in_flags("security") == ["--security", "--security-write"]
     assert opt_in_flags("tracking") == []
     assert "info" not in SEED_GROUPS  # what the server says of itself is reported, never required by default
+
+
+def genai_run(*results: CheckResult) -> RunState:
+    suite = RunState(Options("http://h:1"))
+    suite.implementation = Implementation("MLflow", "3.1.4")
+    suite.results = [CheckResult("params", "passed", 0.1), *results]
+    return suite
+
+
+def test_a_server_without_the_genai_api_passes_by_default_and_fails_when_genai_is_required():
+    suite = genai_run(
+        CheckResult("trace", "passed", 0.1),
+        CheckResult("otlp", "unsupported", 0, "not in this version: the otlp check needs MLflow 3.4 or newer"),
+        CheckResult("assessments", "skipped", 0, "needs 'trace', which this server does not support"),
+    )
+    default = Options("http://h:1")
+    assert suite.exit_code(required_groups(default), GROUP_OF, lenient_groups(default)) == EXIT_OK
+    strict = Options("http://h:1", require=("genai",))
+    assert suite.exit_code(required_groups(strict), GROUP_OF, lenient_groups(strict)) == EXIT_FAILED
+    built = matrix.build(suite, GROUP_OF, GROUPS, required_groups(default), lenient_groups(default))
+    assert matrix.missing(built) == []
+    assert "genai must pass where this server has its API; what it lacks does not fail the run" in matrix.text(built)
+
+
+def test_lost_traces_fail_the_run_by_default():
+    suite = genai_run(CheckResult("trace", "failed", 0.1, "The server holds 2 of the trace's 3 spans"))
+    default = Options("http://h:1")
+    assert suite.exit_code(required_groups(default), GROUP_OF, lenient_groups(default)) == EXIT_FAILED
