@@ -308,12 +308,15 @@ def test_eight_suites_started_at_once_each_get_their_own_experiment_and_data(ser
 
 def server_snapshot(url: str, artifacts: Path, exclude_experiments: set[str]) -> dict:
     """Everything on the server but the given experiments: experiments, runs (params, metric
-    histories, tags), logged models, registered models, versions, aliases, artifact files."""
+    histories, tags), logged models, traces (spans, assessments), registered models, versions,
+    aliases, prompts and their versions, evaluation datasets, artifact files."""
     from mlflow import MlflowClient
     from mlflow.entities import ViewType
 
     client = MlflowClient(url)
-    snap: dict = {"experiments": {}, "runs": {}, "logged_models": {}}
+    from mlflow.genai.datasets import search_datasets
+
+    snap: dict = {"experiments": {}, "runs": {}, "logged_models": {}, "traces": {}}
     for e in client.search_experiments(view_type=ViewType.ALL):
         if e.experiment_id in exclude_experiments:
             continue
@@ -324,7 +327,15 @@ def server_snapshot(url: str, artifacts: Path, exclude_experiments: set[str]) ->
             snap["runs"][r.info.run_id] = (r.info.status, r.info.lifecycle_stage, r.data.params, r.data.tags, histories)
         for m in client.search_logged_models(experiment_ids=[e.experiment_id]):
             snap["logged_models"][m.model_id] = (m.name, str(m.status), m.source_run_id)
+        for t in client.search_traces(locations=[e.experiment_id], max_results=500):
+            spans = [(s.name, s.parent_id) for s in t.data.spans]
+            snap["traces"][t.info.trace_id] = (spans, sorted(a.name for a in t.info.assessments))
     snap["registered_models"] = {m.name: (m.aliases, m.tags) for m in client.search_registered_models()}
+    snap["prompts"] = {
+        p.name: sorted((v.version, v.template) for v in client.search_prompt_versions(p.name))
+        for p in client.search_prompts()
+    }
+    snap["datasets"] = {d.dataset_id: d.name for d in search_datasets(max_results=500)}
     snap["versions"] = {
         (v.name, v.version): (v.source, v.run_id, v.status, sorted(v.aliases)) for v in client.search_model_versions()
     }
@@ -338,7 +349,7 @@ def server_snapshot(url: str, artifacts: Path, exclude_experiments: set[str]) ->
 
 def someone_elses_data(url: str) -> None:
     """What other users of the server have: an experiment, a finished run with params,
-    metrics, tags and an artifact, and a version of the suite's registered model behind an alias."""
+    metrics, tags and an artifact, a version of the suite's registered model behind an alias, a prompt."""
     from mlflow import MlflowClient
 
     client = MlflowClient(url)
@@ -355,6 +366,7 @@ def someone_elses_data(url: str) -> None:
         "mlflow-local-test-model", f"{run.info.artifact_uri}/notes", run_id=run.info.run_id
     )
     client.set_registered_model_alias("mlflow-local-test-model", "champion", version.version)
+    client.register_prompt("their-prompt", "他们的提示：{{ 问题 }}")
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])

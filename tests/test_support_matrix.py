@@ -84,6 +84,7 @@ def test_fasttrackml_gets_its_support_matrix_with_what_it_lacks_named_by_endpoin
         "artifacts": "FAIL",  # a local --default-artifact-root: the client's own disk
         "models": "UNSUPPORTED",
         "registry": "UNSUPPORTED",
+        "genai": "UNSUPPORTED",  # no traces, prompts or evaluation datasets
         "ui": "PASS",  # its copy of MLflow's classic UI at /mlflow/
     }
     statuses = result.statuses()
@@ -106,8 +107,11 @@ def test_fasttrackml_gets_its_support_matrix_with_what_it_lacks_named_by_endpoin
     )
     assert result.code == 1
     assert result.report["matrix"]["required"] == sorted(
-        ["server", "tracking", "datasets", "artifacts", "models", "registry", "ui"]
+        ["server", "tracking", "datasets", "artifacts", "models", "registry", "genai", "ui"]
     )
+    # GenAI is required where the server has it: what FastTrackML lacks of it is named, not failed.
+    assert "genai must pass where this server has its API; what it lacks does not fail the run" in result.output
+    assert "FastTrackML 0.6.0 does not implement POST /v1/traces" in result.check("otlp")["message"]
 
 
 def test_the_matrix_is_written_as_markdown_and_as_junit_properties(on_fasttrackml):
@@ -147,10 +151,24 @@ def test_the_seed_era_3_1_4_server_lacks_only_what_came_later(fresh_server, tmp_
     assert result.code == 0, result.output  # what it lacks is in no required group
     assert result.report["server"]["product"] == "MLflow"
     assert result.report["server"]["version"] == "3.1.4"
-    assert groups(result)["info"] == "UNSUPPORTED"
-    assert {g: s for g, s in groups(result).items() if g != "info"} == dict.fromkeys(
+    assert groups(result)["info"] == groups(result)["genai"] == "UNSUPPORTED"
+    assert {g: s for g, s in groups(result).items() if g not in ("info", "genai")} == dict.fromkeys(
         ["server", "tracking", "datasets", "artifacts", "models", "registry", "ui"], "PASS"
     )
+    # GenAI on 3.1.4: the client falls back to the v2 trace API, which keeps the trace under an id
+    # of the server's own; found by search, read back whole, a WARN. Prompts are registered models.
+    statuses = result.statuses()
+    assert (statuses["trace"], statuses["prompts"]) == ("warn", "passed"), result.output
+    assert "WARN  trace" in result.output
+    trace = result.check("trace")["message"]
+    assert "3 spans read back equal" in trace
+    assert "spans in traces.json in the artifact store" in trace
+    assert "MLflow 3.1.4 has no v3 trace API, so the client fell back to the v2 API" in result.output
+    assert "not in this version: the otlp check needs MLflow 3.4 or newer" in result.check("otlp")["message"]
+    for name, endpoint in (("assessments", "/assessments"), ("evaluation", "POST /api/3.0/mlflow/datasets/create")):
+        assert statuses[name] == "unsupported"
+        assert "MLflow 3.1.4 does not implement" in result.check(name)["message"]
+        assert endpoint in result.check(name)["message"]
     assert result.check("server_info")["message"] == (
         "not in this version: the server_info check needs MLflow 3.10 or newer, the server runs MLflow 3.1.4.\n"
         "Tip: upgrade the server to MLflow 3.10 or newer to have it."

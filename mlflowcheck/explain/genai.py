@@ -84,6 +84,16 @@ def otlp_route_tip(server: Implementation | None) -> str:
     )
 
 
+def spans_fell_back(refusals: list[Answer], server: Implementation | None) -> str:
+    """The warning for spans the server refused on /v1/traces that MLflow's client then wrote to
+    traces.json in the artifact store: this client's traces survive, OpenTelemetry clients' do not."""
+    return (
+        f"{refused_part(refusals)}: MLflow's client fell back to writing the spans to traces.json in the "
+        "artifact store, so its traces are whole, but OpenTelemetry exporters (collectors, other languages) "
+        f"that send to {OTLP_PATH} lose theirs.\nTip: {refusal_tip(refusals, server)}"
+    )
+
+
 def trace_lost(trace_id: str, refusals: list[Answer], server: Implementation | None = None) -> CheckFailed:
     """The trace is on the server neither by its id nor by a search."""
     cause = f" {refused_part(refusals)}." if refusals else " No request of its export was refused."

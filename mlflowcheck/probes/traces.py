@@ -89,17 +89,18 @@ def write_trace(document: str) -> tuple[str, list]:
 
 
 def trace(suite: Session) -> None:
+    warnings = []
     elsewhere = genai.exporter_elsewhere(dict(os.environ))
     if elsewhere:  # the suite's own trace goes to the server: that is what is checked
         for name in genai.EXPORTER_VARIABLES:
             os.environ.pop(name, None)
-        suite.warn("trace", f"{elsewhere}.\nTip: unset it, or set MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT=true.")
+        warnings.append(f"{elsewhere}.\nTip: unset it, or set MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT=true.")
     model_id = suite.created.model_id
     if model_id:
         mlflow.set_active_model(model_id=model_id)
     document = "检索到的文档内容。" * (SPAN_BYTES // len("检索到的文档内容。".encode()))
     try:
-        with recording_refusals() as refusals:
+        with recording_refusals() as refusals, no_retries():
             client_id, live = write_trace(document)
     finally:
         if model_id:
@@ -115,13 +116,34 @@ def trace(suite: Session) -> None:
     compare(suite, got, written, sizes, refusals)
     found_by = searched(suite, trace_id)
     links = links_of(suite, got.info, model_id)
-    if fallback:
-        suite.warn("trace", fallback)
-    suite.note(
-        "trace",
+    text = (
         f"{trace_id}: {len(written)} spans read back equal (one of {genai.size(max(sizes.values()))}, one ERROR "
-        f"with its exception); found by {found_by}; {links}; {genai.where_spans_are(got.info.tags)}",
+        f"with its exception); found by {found_by}; {links}; {genai.where_spans_are(got.info.tags)}"
     )
+    warnings += [fallback] if fallback else []
+    otlp_refused = [a for a in refusals if genai.OTLP_PATH in a.request]
+    if otlp_refused and got.info.tags.get("mlflow.trace.spansLocation") != genai.SPANS_IN_DATABASE:
+        warnings.append(genai.spans_fell_back(otlp_refused, suite.implementation))
+    if warnings:
+        suite.warn("trace", "\n".join([text, *warnings]))
+    else:
+        suite.note("trace", text)
+
+
+@contextlib.contextmanager
+def no_retries():
+    """The export's requests are not retried: the client never raises from them, so each retry of
+    a dead server's request (one per span, and the trace's metadata) would only delay the
+    verdict; what a retry would have saved, the read-back judges."""
+    before = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES")
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("MLFLOW_HTTP_REQUEST_MAX_RETRIES", None)
+        else:
+            os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = before
 
 
 def fresh_client(suite: Session):
@@ -140,7 +162,7 @@ def read_trace(suite: Session, client_id: str, written, sizes, refusals):
         # Asked by its id, such a server answers 500 (retried) for an id it never gave out.
         hits = [t for t in own_traces(suite, include_spans=True) if t.info.tags.get("mlflow.traceName") == APP]
         if not hits:
-            raise genai.trace_lost(client_id, refusals, found)
+            raise lost(client_id, refusals, found)
         got = next((t for t in hits if t.info.trace_id == client_id), hits[0])
         if got.info.trace_id == client_id:
             return got, client_id, None
@@ -159,8 +181,16 @@ def read_trace(suite: Session, client_id: str, written, sizes, refusals):
                 found,
             ) from None
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
-            raise genai.trace_lost(client_id, refusals, found) from None
+            raise lost(client_id, refusals, found) from None
         raise
+
+
+def lost(trace_id: str, refusals, found) -> Exception:
+    """A trace the server does not have: unsupported where another product lacks the trace API."""
+    missing = next((a for a in refusals if is_unsupported(a)), None)
+    if missing is not None and not (found and found.is_mlflow):
+        return unsupported(missing, found)
+    return genai.trace_lost(trace_id, refusals, found)
 
 
 def own_traces(suite: Session, include_spans: bool = False) -> list:
