@@ -314,8 +314,6 @@ def server_snapshot(url: str, artifacts: Path, exclude_experiments: set[str]) ->
     from mlflow.entities import ViewType
 
     client = MlflowClient(url)
-    from mlflow.genai.datasets import search_datasets
-
     snap: dict = {"experiments": {}, "runs": {}, "logged_models": {}, "traces": {}}
     for e in client.search_experiments(view_type=ViewType.ALL):
         if e.experiment_id in exclude_experiments:
@@ -335,7 +333,7 @@ def server_snapshot(url: str, artifacts: Path, exclude_experiments: set[str]) ->
         p.name: sorted((v.version, v.template) for v in client.search_prompt_versions(p.name))
         for p in client.search_prompts()
     }
-    snap["datasets"] = {d.dataset_id: d.name for d in search_datasets(max_results=500)}
+    snap["datasets"] = {d.dataset_id: d.name for d in client.search_datasets(max_results=500)}
     snap["versions"] = {
         (v.name, v.version): (v.source, v.run_id, v.status, sorted(v.aliases)) for v in client.search_model_versions()
     }

@@ -17,7 +17,7 @@ from mlflowcheck.explain.errors import refusal
 from mlflowcheck.explain.support import said
 from mlflowcheck.net.http import auth_from_env
 from mlflowcheck.net.liveness import versions_seen
-from mlflowcheck.probes import artifacts, cleanup, load, restart, traces, tracking
+from mlflowcheck.probes import artifacts, cleanup, load, otlp, restart, traces, tracking
 from mlflowcheck.probes.identity import SERVER_INFO, identify_implementation, server_info
 from mlflowcheck.probes.layers import access, identify, reach
 from mlflowcheck.probes.models import worker_check
@@ -138,7 +138,7 @@ def check_trace(suite):
 
 
 def check_otlp(suite):
-    traces.otlp(suite)
+    otlp.check(suite)
 
 
 def check_assessments(suite):
