@@ -146,7 +146,7 @@ def test_restart_reads_back_everything_including_the_load_through_a_new_server_p
     assert result.code == 0, result.output
     message = result.check("restart")["message"]
     assert "restarted the server (SIGTERM, answering again in" in message
-    assert "4 params, 10 metric points, 2 artifacts" in message
+    assert "4 params, 10 metric points, 2 artifacts, the trace's 3 spans" in message
     assert f"{result.report['load']['points']:,} load points: all equal" in message
     assert "mlflow-local-test-model version 1" in message
 

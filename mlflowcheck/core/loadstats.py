@@ -19,6 +19,7 @@ class Sent:
     params: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     artifacts: dict[str, str] = field(default_factory=dict)  # path -> sha256
+    traces: dict[str, list[str]] = field(default_factory=dict)  # trace id -> its spans' names, in order
     requests: list[tuple[str, float, float, int]] = field(default_factory=list)  # (endpoint, start, end, points)
     errors: list[tuple[str, str, float]] = field(default_factory=list)  # (endpoint, kind, when)
     error_messages: list[str] = field(default_factory=list)  # a few of the errors' texts, for the explanation
@@ -26,6 +27,10 @@ class Sent:
     @property
     def points(self) -> int:
         return sum(len(v) for v in self.metrics.values())
+
+    @property
+    def spans(self) -> int:
+        return sum(len(v) for v in self.traces.values())
 
 
 @dataclass
@@ -87,6 +92,21 @@ def compare_values(what: str, sent: dict[str, str], got: dict[str, str]) -> Loss
     return loss
 
 
+def compare_spans(trace_id: str, sent: list[str], got: list[str] | None) -> Loss:
+    """A trace's spans read back (None: the trace is not there) against the spans sent, by name:
+    a span is lost (not there) or duplicated (there more often than sent)."""
+    loss = Loss()
+    if got is None:
+        loss.lost = len(sent)
+        loss.examples.append(f"trace {trace_id} lost ({len(sent)} spans)")
+        return loss
+    have, want = Counter(got), Counter(sent)
+    loss.lost, loss.duplicated = sum((want - have).values()), sum((have - want).values())
+    if loss.total:
+        loss.examples.append(f"trace {trace_id}: {len(sent)} spans sent, {len(got)} read back")
+    return loss
+
+
 def percentile(values: list[float], q: float) -> float:
     """The q-th percentile (0-100), nearest-rank; 0 for no values."""
     if not values:
@@ -107,6 +127,8 @@ class Figures:
     per_second: list[dict[str, float]]  # second -> points_per_s, requests, p50_ms, p95_ms, errors
     loss: Loss
     messages: list[str] = field(default_factory=list)  # a few of the errors' own words
+    traces: int = 0
+    spans: int = 0
 
     @property
     def points_per_s(self) -> float:
@@ -125,6 +147,8 @@ class Figures:
             "seconds": round(self.seconds, 2),
             "points": self.points,
             "requests": self.requests,
+            "traces": self.traces,
+            "spans": self.spans,
             "points_per_s": round(self.points_per_s, 1),
             "requests_per_s": round(self.requests_per_s, 1),
             "latency_ms": self.latency_ms,
@@ -184,4 +208,6 @@ def figures(sent: list[Sent], started: float, seconds: float, loss: Loss) -> Fig
         per_second=rows,
         loss=loss,
         messages=[m for s in sent for m in s.error_messages][:5],
+        traces=sum(len(s.traces) for s in sent),
+        spans=sum(s.spans for s in sent),
     )

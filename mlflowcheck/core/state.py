@@ -27,6 +27,7 @@ class Logged:
     metrics: dict[str, list[tuple[int, float, int]]] = field(default_factory=dict)  # key -> (step, value, ts)
     dataset_digest: str | None = None
     artifacts: dict[str, str] = field(default_factory=dict)  # run artifact path -> sha256
+    trace_spans: list[dict] = field(default_factory=list)  # the seed's trace's spans, as compared
 
 
 @dataclass

@@ -67,8 +67,9 @@ def cleanup(suite: Session) -> None:
             lambda: delete_files(client.get_logged_model(model_id).artifact_location),
         )
         step(f"deleted logged model {model_id}", lambda: client.delete_logged_model(model_id))
-    if suite.trace_ids and suite.experiment_id:
-        step("traces", lambda: delete_traces(suite, suite.trace_ids))
+    trace_ids = suite.trace_ids + [t for sent in suite.load_sent for t in sent.traces]  # the load's traced calls
+    if trace_ids and suite.experiment_id:
+        step("traces", lambda: delete_traces(suite, trace_ids))
     if created.evaluation_run_id:
         run_id = created.evaluation_run_id
         step(f"deleted evaluation run {run_id}, its traces and artifacts", lambda: delete_evaluation(suite, run_id))
@@ -162,8 +163,8 @@ def delete_traces(suite: Session, trace_ids: list[str]) -> str | None:
             continue
         delete_files(info.tags.get("mlflow.artifactLocation"))
         known.append(trace_id)
-    if known:
-        client.delete_traces(suite.experiment_id, trace_ids=known)
+    for i in range(0, len(known), 100):  # a hundred at a time, in bounded requests
+        client.delete_traces(suite.experiment_id, trace_ids=known[i : i + 100])
     return f"deleted {len(known)} trace(s) and their traces.json files" if known else None
 
 

@@ -17,7 +17,7 @@ import random
 import time
 
 from mlflowcheck.core.errors import CheckFailed
-from mlflowcheck.core.loadstats import Figures, Loss, Sent, compare_points, compare_values, figures
+from mlflowcheck.core.loadstats import Figures, Loss, Sent, compare_points, compare_spans, compare_values, figures
 from mlflowcheck.explain.load import error_kind, explain_errors
 from mlflowcheck.probes.tracking import history_points
 
@@ -30,13 +30,21 @@ READY_DEADLINE = 120.0  # the workers' imports, on a busy machine
 MAX_CONSECUTIVE_ERRORS = 20  # a worker stops hammering a server that keeps failing
 
 
-def worker_main(index: int, url: str, experiment_id: str, seconds: float, go, ready, results, counters) -> None:
-    """One training job: log for ``seconds`` once ``go`` is set; put what was sent on ``results``."""
+TRACE_EVERY = 20  # steps between a worker's traced calls (on a server with the v3 trace API)
+
+
+def worker_main(
+    index: int, url: str, experiment_id: str, seconds: float, go, ready, results, counters, traced: bool = False
+) -> None:
+    """One training job: log for ``seconds`` once ``go`` is set; put what was sent on ``results``.
+    With ``traced``, it is also an application whose calls are traced now and then."""
     import os
 
     # No client retries: the probe counts every failed request, and a retried write could hide a
     # duplicate; a dead server stops the workers at once instead of after minutes of backoff.
     os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+    # A trace is exported before its call returns, so the read-back knows what the server was sent.
+    os.environ["MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"] = "false"
     import mlflow
     from mlflow.entities import Metric
 
@@ -68,6 +76,9 @@ def worker_main(index: int, url: str, experiment_id: str, seconds: float, go, re
         ready.put(index)
         return
     sent.run_id = run_holder["run"].info.run_id
+    if traced:
+        mlflow.set_tracking_uri(url)
+        traced = call("experiments/get", lambda: mlflow.set_experiment(experiment_id=experiment_id))
     ready.put(index)
     go.wait(READY_DEADLINE)
     end = time.time() + seconds
@@ -103,10 +114,40 @@ def worker_main(index: int, url: str, experiment_id: str, seconds: float, go, re
             path = f"load/artifact-{step // 40}.txt"
             if call("artifacts/upload", lambda t=text, p=path: client.log_text(sent.run_id, t, p)):
                 sent.artifacts[path] = hashlib.sha256(text.encode()).hexdigest()
+        if traced and step % TRACE_EVERY == TRACE_EVERY // 2:
+            holder = {}
+            if call("traces (export)", lambda n=step, h=holder: h.update(trace=traced_call(index, n))):
+                trace_id, names = holder["trace"]
+                sent.traces[trace_id] = names
         failures = 0 if ok else failures + 1
         step += 1
     call("runs/update", lambda: client.set_terminated(sent.run_id))
     results.put((index, sent))
+
+
+def traced_call(index: int, step: int) -> tuple[str, list[str]]:
+    """A traced call of an application (two spans): its trace id and spans' names. The export's
+    failures are not raised (MLflow logs them): the read-back finds them."""
+    import mlflow
+
+    name = f"load-{index}-call-{step}"
+
+    @mlflow.trace(name=name, span_type="CHAIN")
+    def answer(question: str) -> str:
+        with mlflow.start_span(name="retrieve", span_type="RETRIEVER") as span:
+            span.set_outputs({"documents": [question] * 4})
+        return question
+
+    answer(f"step {step}")
+    return mlflow.get_last_active_trace_id(), [name, "retrieve"]
+
+
+def traces_supported(suite) -> bool:
+    """Whether the server has the v3 trace API the read-back asks by id (MLflow 3.3 or newer)."""
+    from mlflowcheck.explain.support import older_than
+
+    found = suite.implementation
+    return found is not None and found.is_mlflow and not older_than(found.version, "3.3")
 
 
 def probe(suite, clients: int, seconds: float, progress=None) -> Figures:
@@ -114,10 +155,11 @@ def probe(suite, clients: int, seconds: float, progress=None) -> Figures:
     ctx = multiprocessing.get_context("spawn")  # a clean interpreter: no state of this process's MLflow
     go, ready, results = ctx.Event(), ctx.Queue(), ctx.Queue()
     counters = ctx.Array("q", 2 * clients, lock=False)
+    traced = traces_supported(suite)
     procs = [
         ctx.Process(
             target=worker_main,
-            args=(i, suite.target.url, suite.experiment_id, seconds, go, ready, results, counters),
+            args=(i, suite.target.url, suite.experiment_id, seconds, go, ready, results, counters, traced),
             daemon=True,
         )
         for i in range(clients)
@@ -166,10 +208,12 @@ def probe(suite, clients: int, seconds: float, progress=None) -> Figures:
 
 
 def read_back_load(suite, sent: list[Sent]) -> Loss:
-    """Every acknowledged metric point, param, tag and artifact, read back through the server."""
+    """Every acknowledged metric point, param, tag, artifact and traced span, read back through the server."""
     client = suite.client
     total = Loss()
     for s in sent:
+        for trace_id, names in s.traces.items():
+            total.add(compare_spans(trace_id, names, spans_of(client, trace_id)))
         if not s.run_id:
             continue
         for key, points in s.metrics.items():
@@ -187,6 +231,18 @@ def read_back_load(suite, sent: list[Sent]) -> Loss:
                 got[path] = hashlib.sha256(file.read_bytes()).hexdigest() if file.exists() else ""
             total.add(compare_values("artifact", s.artifacts, {k: v for k, v in got.items() if v}))
     return total
+
+
+def spans_of(client, trace_id: str) -> list[str] | None:
+    """The names of a trace's spans as the server has them; None when it does not have the trace."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return [span.name for span in client.get_trace(trace_id).data.spans]
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND") or "not fully exported" in str(exc):
+            return None
+        raise
 
 
 def check(suite, progress=None) -> None:
@@ -237,8 +293,10 @@ def summarize(result: Figures) -> str:
         f"{endpoint} {v['p50']:.0f}/{v['p95']:.0f}/{v['p99']:.0f}" for endpoint, v in result.latency_ms.items()
     )
     errors = sum(result.errors.values())
+    traces = f"{result.traces:,} traces ({result.spans:,} spans), " if result.traces else ""
     return (
         f"{result.clients} clients × {result.seconds:.0f}s: {result.points:,} points ({result.points_per_s:,.0f}/s), "
+        f"{traces}"
         f"{result.requests:,} requests ({result.requests_per_s:,.0f}/s), {errors} errors, "
         f"lost {result.loss.lost}, duplicated {result.loss.duplicated}, altered {result.loss.altered}; "
         f"latency p50/p95/p99 ms: {latency}"

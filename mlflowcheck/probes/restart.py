@@ -8,7 +8,8 @@ import time
 
 from mlflowcheck.core.errors import CheckFailed
 from mlflowcheck.core.loadstats import Loss, compare_points, compare_values
-from mlflowcheck.probes import load
+from mlflowcheck.explain.genai import span_differences
+from mlflowcheck.probes import load, traces
 from mlflowcheck.probes.artifacts import downloaded_sha256
 from mlflowcheck.probes.models import download_and_compare
 from mlflowcheck.probes.tracking import history_points
@@ -66,6 +67,18 @@ def restart_and_read_back(suite: Session) -> None:
         version = client.get_model_version(suite.options.registered_model, created.registered_version)
         loss.add(compare_values("model version", {"status": "READY"}, {"status": version.status}))
         items += 1
+    spans = suite.logged.trace_spans
+    if spans:
+        try:
+            differences = span_differences(spans, traces.spans_again(suite))
+        except Exception as exc:  # a trace gone is a loss to report, with the rest
+            differences = [f"span {s['name']}: missing" for s in spans]
+            loss.examples.append(f"trace {suite.trace_id}: {str(exc)[:120]}")
+        missing = sum(d.endswith(": missing") for d in differences)
+        loss.lost += missing
+        loss.altered += len(differences) - missing
+        loss.examples += [f"trace {suite.trace_id} {d}" for d in differences[:3]]
+        items += len(spans)
     load_points = 0
     if suite.load_sent:
         loss.add(load.read_back_load(suite, suite.load_sent))
@@ -83,6 +96,8 @@ def restart_and_read_back(suite: Session) -> None:
         f"{sum(len(p) for p in suite.logged.metrics.values())} metric points",
         f"{len(suite.logged.artifacts)} artifacts",
     ]
+    if spans:
+        parts.append(f"the trace's {len(spans)} spans")
     if created.saved_model:
         parts.append(f"{len(created.saved_model)} model files")
     if created.registered_version:

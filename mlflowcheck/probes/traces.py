@@ -109,6 +109,7 @@ def trace(suite: Session) -> None:
     if trace_id not in suite.trace_ids:
         suite.trace_ids.append(trace_id)
     compare(suite, got, written, sizes, refusals)
+    suite.logged.trace_spans = written
     found_by = searched(suite, trace_id)
     links = links_of(suite, got.info, model_id)
     text = (
@@ -178,6 +179,15 @@ def read_trace(suite: Session, client_id: str, written, sizes, refusals):
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
             raise lost(client_id, refusals, found) from None
         raise
+
+
+def spans_again(suite: Session) -> list[dict]:
+    """The seed's trace's spans as the server has them now (--restart reads them back)."""
+    found = suite.implementation
+    if found is not None and found.is_mlflow and older_than(found.version, V3_TRACES):
+        hits = [t for t in own_traces(suite, include_spans=True) if t.info.trace_id == suite.trace_id]
+        return all_facts(hits[0].data.spans) if hits else []
+    return all_facts(fresh_client(suite).get_trace(suite.trace_id).data.spans)
 
 
 def lost(trace_id: str, refusals, found) -> Exception:

@@ -7,7 +7,16 @@ from collections import Counter
 
 import pytest
 
-from mlflowcheck.core.loadstats import Figures, Loss, Sent, compare_points, compare_values, figures, percentile
+from mlflowcheck.core.loadstats import (
+    Figures,
+    Loss,
+    Sent,
+    compare_points,
+    compare_spans,
+    compare_values,
+    figures,
+    percentile,
+)
 
 # --- points read back against points sent ------------------------------------------------------
 
@@ -118,6 +127,7 @@ def two_clients() -> list[Sent]:
     second = Sent(
         run_id="r2",
         metrics={"m": [(0, 0.25, 10)], "n": [(0, 1.0, 1)]},
+        traces={"tr-1": ["call", "retrieve"], "tr-2": ["call", "retrieve"]},
         requests=[("runs/log-metric", START + 1.5, START + 1.625, 1)],
         errors=[("runs/log-metric", "HTTP 503", START + 1.875), ("runs/log-metric", "connection reset", START + 1.9)],
         error_messages=["third", "fourth", "fifth", "sixth"],
@@ -168,6 +178,8 @@ def test_rates_per_second_and_the_json_form_of_the_figures():
         "seconds": 3.0,
         "points": 4,
         "requests": 6,
+        "traces": 2,
+        "spans": 4,
         "points_per_s": 1.3,
         "requests_per_s": 2.0,
         "latency_ms": made.latency_ms,
@@ -188,3 +200,12 @@ def test_figures_of_no_time_and_no_clients_are_zeros_not_a_division_by_zero():
 def test_a_clients_points_are_the_sum_over_its_metrics():
     assert Sent(metrics={"a": [(0, 1.0, 1)] * 3, "b": [(0, 1.0, 1)]}).points == 4
     assert Sent().points == 0
+
+
+def test_a_traces_spans_are_lost_or_duplicated_by_name_and_a_missing_trace_loses_them_all():
+    assert compare_spans("tr-1", ["call", "retrieve"], ["retrieve", "call"]).total == 0
+    loss = compare_spans("tr-1", ["call", "retrieve"], ["call", "call"])
+    assert (loss.lost, loss.duplicated) == (1, 1)
+    assert loss.examples == ["trace tr-1: 2 spans sent, 2 read back"]
+    gone = compare_spans("tr-2", ["call", "retrieve"], None)
+    assert (gone.lost, gone.examples) == (2, ["trace tr-2 lost (2 spans)"])

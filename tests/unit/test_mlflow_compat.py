@@ -221,3 +221,19 @@ def test_a_refusal_the_client_got_past_is_cleared_by_the_next_answer(canned, cli
     assert mlflow_compat.last_refusal(since=mark).status == 404
     client.get_experiment("1")
     assert mlflow_compat.last_refusal(since=mark) is None, "a success clears the refusal before it"
+
+
+def test_the_rest_stores_get_trace_takes_allow_partial_which_partial_trace_passes():
+    from mlflow.store.tracking.rest_store import RestStore
+
+    parameters = inspect.signature(RestStore.get_trace).parameters
+    assert "allow_partial" in parameters, update("partial_trace") + f": {list(parameters)}"
+
+
+def test_partial_trace_asks_the_server_for_the_trace_with_allow_partial(canned, client):
+    location = {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": "0"}}
+    info = {"trace_id": "tr-1", "trace_location": location, "request_time": "2026-12-03T00:00:00Z", "state": "OK"}
+    asked = {"trace_id": "tr-1", "allow_partial": "True"}
+    answer = {"trace": {"trace_info": info}}
+    canned.expect_request("/api/3.0/mlflow/traces/get", query_string=asked).respond_with_json(answer)
+    assert mlflow_compat.partial_trace(client, "tr-1").info.trace_id == "tr-1", update("partial_trace")

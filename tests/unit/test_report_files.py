@@ -107,6 +107,8 @@ def test_the_load_figures_are_in_the_document_with_their_seconds(state):
         "seconds": 1.0,
         "points": 4,
         "requests": 2,
+        "traces": 0,
+        "spans": 0,
         "points_per_s": 4.0,
         "requests_per_s": 2.0,
         "latency_ms": {
@@ -167,6 +169,8 @@ def test_the_junit_properties_flatten_the_load_figures(state):
         "load.seconds": "1.0",
         "load.points": "4",
         "load.requests": "2",
+        "load.traces": "0",
+        "load.spans": "0",
         "load.points_per_s": "4.0",
         "load.requests_per_s": "2.0",
         "load.lost": "1",
