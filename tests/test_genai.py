@@ -6,6 +6,13 @@ in tests/test_backends.py."""
 
 from __future__ import annotations
 
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 from mlflow import MlflowClient
 
 from tests.faultproxy import Fault, FaultProxy
@@ -57,3 +64,42 @@ def test_a_proxy_that_does_not_pass_the_opentelemetry_route_is_named(server, tmp
     assert "/v1/traces is outside /api/" in trace
     assert statuses["assessments"] == "passed"
     assert "Traceback" not in result.output
+
+
+def private_view(tmp_path: Path, directory: Path) -> Path:
+    """A python that runs in a mount namespace of its own, where ``directory`` is an empty tmpfs:
+    the suite sees the server's artifact root as a client on another machine does."""
+    if shutil.which("unshare") is None or subprocess.run(
+        ["unshare", "--mount", "true"], capture_output=True, timeout=30
+    ).returncode:  # fmt: skip
+        pytest.skip("no private mount namespaces here (unshare --mount)")
+    wrapper = tmp_path / "python-in-a-private-mount"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        "exec unshare --mount --propagation private -- "
+        'sh -c \'mount -t tmpfs client-side "$1" && shift && exec "$@"\' sh '
+        f'{shlex.quote(str(directory))} {shlex.quote(sys.executable)} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+def test_artifacts_not_served_fail_while_the_trace_passes_with_its_spans_in_the_database(fresh_server, tmp_path):
+    # A trace proves nothing about artifacts: with --no-serve-artifacts a client elsewhere
+    # writes "artifacts" to a path on its own disk, while spans go to the server's database.
+    server_side = tmp_path / "server-side"
+    server_side.mkdir()
+    srv = fresh_server(extra_args=["--no-serve-artifacts", "--default-artifact-root", str(server_side)])
+    python = private_view(tmp_path, server_side)
+    result = run_suite(tmp_path, "--tracking-uri", srv.url, "-k", "not load", python=python)
+    statuses = result.statuses()
+    assert statuses["artifact"] == "failed", result.output
+    assert "a path on the client" in result.check("artifact")["message"]
+    assert statuses["trace"] == "passed", result.output
+    trace = result.check("trace")["message"]
+    assert "spans in the tracking database (POST /v1/traces)" in trace
+    trace_id = trace.split(":")[0]
+    spans = MlflowClient(srv.url).get_trace(trace_id).data.spans
+    assert [s.name for s in spans] == ["本地测试应用", "检索", "失败的工具"]
+    # What the client wrote under the artifact root stayed on its own disk (the tmpfs), never the server's.
+    assert not any(server_side.iterdir()), sorted(server_side.rglob("*"))

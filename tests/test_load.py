@@ -38,6 +38,13 @@ def test_load_probe_reads_back_every_value_on_each_backend(database, tmp_path):
         "select count(*) from metrics m join runs r on r.run_uuid = m.run_uuid where r.name like %s", "load-%"
     )
     assert stored == load["points"]
+    # The workers' traced calls: every span they were sent is in the spans table, in their traces.
+    assert load["traces"] > 0, load
+    assert load["spans"] == 2 * load["traces"]
+    [(spans,)] = database.query(
+        "select count(*) from spans where trace_id in (select trace_id from spans where name like %s)", "load-%-call-%"
+    )
+    assert spans == load["spans"]
     # The probe's own figures per second are metrics of the suite's run, for the UI to chart.
     # (`key` is a reserved word in MySQL: read the rows, pick the column here.)
     rows = database.query("select * from metrics where run_uuid = %s", result.report["run_id"])
@@ -147,7 +154,9 @@ def test_restart_reads_back_everything_including_the_load_through_a_new_server_p
     message = result.check("restart")["message"]
     assert "restarted the server (SIGTERM, answering again in" in message
     assert "4 params, 10 metric points, 2 artifacts, the trace's 3 spans" in message
-    assert f"{result.report['load']['points']:,} load points: all equal" in message
+    load = result.report["load"]
+    spans = f", {load['spans']:,} spans of the load's traces" if load["spans"] else ""
+    assert f"{load['points']:,} load points{spans}: all equal" in message
     assert "mlflow-local-test-model version 1" in message
 
 

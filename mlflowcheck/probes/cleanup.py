@@ -153,25 +153,36 @@ def end_active_run() -> None:
 def delete_traces(suite: Session, trace_ids: list[str]) -> str | None:
     """Delete traces this run wrote, their artifact files first (traces.json, attachments). An id
     the server does not know (a v2 server keeps its own ids) is left out."""
-    from mlflow.exceptions import MlflowException
+    wanted = set(trace_ids)
+    count = delete_trace_infos(suite, [info for info in experiment_traces(suite) if info.trace_id in wanted])
+    return f"deleted {count} trace(s) and their traces.json files" if count else None
 
-    client, known = suite.client, []
-    for trace_id in dict.fromkeys(trace_ids):
-        try:
-            info = client.get_trace_info(trace_id)
-        except MlflowException:
-            continue
+
+def experiment_traces(suite: Session, run_id: str | None = None):
+    """The traces in this run's experiment (of one run), as TraceInfos, page by page."""
+    token = None
+    while True:
+        page = suite.client.search_traces(
+            locations=[suite.experiment_id], run_id=run_id, include_spans=False, max_results=500, page_token=token
+        )
+        yield from (t.info for t in page)
+        token = page.token
+        if not token:
+            return
+
+
+def delete_trace_infos(suite: Session, infos: list) -> int:
+    for info in infos:
         delete_files(info.tags.get("mlflow.artifactLocation"))
-        known.append(trace_id)
-    for i in range(0, len(known), 100):  # a hundred at a time, in bounded requests
-        client.delete_traces(suite.experiment_id, trace_ids=known[i : i + 100])
-    return f"deleted {len(known)} trace(s) and their traces.json files" if known else None
+    ids = [info.trace_id for info in infos]
+    for i in range(0, len(ids), 100):  # a hundred at a time, in bounded requests
+        suite.client.delete_traces(suite.experiment_id, trace_ids=ids[i : i + 100])
+    return len(ids)
 
 
 def delete_evaluation(suite: Session, run_id: str) -> None:
     """The run mlflow.genai.evaluate created, with the traces of its rows."""
-    rows = suite.client.search_traces(locations=[suite.experiment_id], run_id=run_id, include_spans=False)
-    delete_traces(suite, [t.info.trace_id for t in rows])
+    delete_trace_infos(suite, list(experiment_traces(suite, run_id)))
     delete_run(suite.client, run_id)
 
 

@@ -83,7 +83,7 @@ def restart_and_read_back(suite: Session) -> None:
     if suite.load_sent:
         loss.add(load.read_back_load(suite, suite.load_sent))
         load_points = sum(s.points for s in suite.load_sent)
-        items += load_points
+        items += load_points + sum(s.spans for s in suite.load_sent)
     if loss.total:
         raise CheckFailed(
             f"After a restart of the server (SIGTERM, back in {down:.1f}s), {loss.lost} lost, {loss.duplicated} "
@@ -104,6 +104,9 @@ def restart_and_read_back(suite: Session) -> None:
         parts.append(f"{suite.options.registered_model} version {created.registered_version}")
     if load_points:
         parts.append(f"{load_points:,} load points")
+    load_spans = sum(s.spans for s in suite.load_sent)
+    if load_spans:
+        parts.append(f"{load_spans:,} spans of the load's traces")
     suite.note(
         "restart",
         f"restarted the server (SIGTERM, answering again in {down:.1f}s); read back through the new process: "
