@@ -124,7 +124,7 @@ def test_the_proxys_body_limit_is_named_with_the_largest_size_that_went_through(
     assert result.statuses()["artifact"] == "passed"
     # The trace's 2 MiB span is lost the same way, though its metadata says the trace is whole.
     lost = "The server holds 2 of the trace's 3 spans (its metadata says 3): missing 检索 (2.0 MiB)."
-    assert_fails(result, "trace", lost, "POST /v1/traces answered HTTP 413", "nginx", "client_max_body_size")
+    assert_fails(result, "trace", lost, "POST /mlflow/v1/traces answered HTTP 413", "nginx", "client_max_body_size")
 
 
 def test_the_proxys_read_timeout_is_named_as_the_proxy_not_the_server(team, tmp_path):
