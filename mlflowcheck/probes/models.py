@@ -246,6 +246,13 @@ class ModelRun:
         self.notes[check] = text
 
 
+def while_idle() -> None:
+    """In the worker, before its job has come (a cold start: the server is still starting)."""
+    from mlflowcheck.probes import prompts
+
+    prompts.warm_up_in_background()
+
+
 def run_job(job: ModelJob, send=None) -> WorkerResults:
     """In the worker: the model and registry checks on the main process's run; then, if
     selected, the prompts and evaluation checks (probes.prompts), after ``send`` has handed the
@@ -268,14 +275,18 @@ def run_job(job: ModelJob, send=None) -> WorkerResults:
     if run.experiment_id:
         mlflow.set_experiment(experiment_id=run.experiment_id)
     results = WorkerResults()
+    genai = [(name, getattr(prompts, name)) for name in ("prompts", "evaluation") if name in job.checks]
     for name, check in (("model", logged_model), ("registry", registry)):
         if name not in job.checks or not run_one(run, job, results, name, check):
             break  # the registry registers the model
-    genai = [(name, getattr(prompts, name)) for name in ("prompts", "evaluation") if name in job.checks]
-    if genai and send is not None:
-        results.created = asdict(run.created)
-        send(results)
-        results = WorkerResults()
+        if send is not None and (genai or name == "model"):  # the main process goes on with each verdict
+            send(results)
+            results = WorkerResults()
+        if name == "model" and ("evaluation", prompts.evaluation) in genai:
+            prompts.warm_up_in_background()  # after the model, whose verdict the main process waits for
+    if ("evaluation", prompts.evaluation) in genai:
+        # Done before the prompts' own first imports: two threads importing at once can deadlock.
+        prompts.warm_up_in_background().join(timeout=120)
     for name, check in genai:
         run_one(run, job, results, name, check)
     results.created = asdict(run.created)

@@ -9,7 +9,10 @@ read back through the server."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
+import threading
 import time
 
 import mlflow
@@ -59,6 +62,22 @@ def prompts(run) -> None:
 
 def first_difference(a: str, b: str) -> int:
     return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+
+
+@functools.cache
+def warm_up_in_background() -> threading.Thread:
+    """Import in a thread what mlflow.genai.evaluate imports first: databricks.sdk (about a
+    second; MLflow imports it in the calling thread so that its scoring threads do not deadlock
+    on the import lock). The worker starts it while it waits for its job, or else after the
+    model check; evaluate then finds it imported, or waits on the import lock for the rest."""
+
+    def imports() -> None:
+        with contextlib.suppress(ImportError):
+            import databricks.sdk  # noqa: F401
+
+    thread = threading.Thread(target=imports, name="evaluate's imports", daemon=True)
+    thread.start()
+    return thread
 
 
 def evaluation(run) -> None:

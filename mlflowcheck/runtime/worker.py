@@ -190,12 +190,15 @@ def serve(conn, parent_conn, log_path: str, entry: str, model_format: str | None
         from mlflow.models import infer_signature  # noqa: F401
 
         module, function = entry.split(":")
-        run_job = getattr(importlib.import_module(module), function)
+        jobs = importlib.import_module(module)
+        run_job = getattr(jobs, function)
 
     imported = time.time()
     conn.send(READY)
     if not conn.poll(0):  # no job yet: make MLflow's map of the installed packages meanwhile
         map_installed_packages()
+    if not conn.poll(0) and hasattr(jobs, "while_idle"):  # still none: the job's module may get ready too
+        jobs.while_idle()
     try:
         job = conn.recv()
     except EOFError:  # the main process needed no model checks, or ended
