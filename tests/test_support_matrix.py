@@ -189,6 +189,10 @@ def test_an_mlflow_2_server_fails_versions_and_still_tracks(fresh_server, tmp_pa
     assert [statuses[c] for c in ("experiment", "params", "metrics", "search", "run")] == ["passed"] * 5
     assert statuses["model"] == statuses["registry"] == "unsupported"
     assert "not in this version: the model check needs MLflow 3.0 or newer" in result.check("model")["message"]
+    # GenAI on 2.x: the v2 trace API (a WARN, found by search), prompts as registered models, the rest missing.
+    assert (statuses["trace"], statuses["prompts"]) == ("warn", "passed"), result.output
+    assert "MLflow 2.22.5 has no v3 trace API, so the client fell back to the v2 API" in result.output
+    assert [statuses[c] for c in ("otlp", "assessments", "evaluation")] == ["unsupported"] * 3
 
 
 def test_mlflows_own_server_passes_every_group_and_describes_itself(server, tmp_path):
