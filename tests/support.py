@@ -74,6 +74,8 @@ def run_suite(
     """
     if not ui:
         args = (*args, "--no-ui")
+    elif "--screenshots" not in args:  # by default they go beside test_mlflow_local.py: this checkout
+        args = (*args, "--screenshots", str(tmp_path / "screenshots"))
     report = tmp_path / f"report-{time.monotonic_ns()}.json"
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     full_env.update(env or {})
