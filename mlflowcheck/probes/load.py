@@ -19,6 +19,7 @@ import time
 from mlflowcheck.core.errors import CheckFailed
 from mlflowcheck.core.loadstats import Figures, Loss, Sent, compare_points, compare_spans, compare_values, figures
 from mlflowcheck.explain.load import error_kind, explain_errors
+from mlflowcheck.probes import traces
 from mlflowcheck.probes.tracking import history_points
 
 BATCH_KEYS = ("loss", "accuracy", "learning_rate", "grad_norm", "throughput")
@@ -143,11 +144,9 @@ def traced_call(index: int, step: int) -> tuple[str, list[str]]:
 
 
 def traces_supported(suite) -> bool:
-    """Whether the server has the v3 trace API the read-back asks by id (MLflow 3.3 or newer)."""
-    from mlflowcheck.explain.support import older_than
-
+    """Whether the server is MLflow's with the v3 trace API the read-back asks by id."""
     found = suite.implementation
-    return found is not None and found.is_mlflow and not older_than(found.version, "3.3")
+    return found is not None and found.is_mlflow and not traces.before_v3_traces(found)
 
 
 def probe(suite, clients: int, seconds: float, progress=None) -> Figures:
@@ -293,10 +292,10 @@ def summarize(result: Figures) -> str:
         f"{endpoint} {v['p50']:.0f}/{v['p95']:.0f}/{v['p99']:.0f}" for endpoint, v in result.latency_ms.items()
     )
     errors = sum(result.errors.values())
-    traces = f"{result.traces:,} traces ({result.spans:,} spans), " if result.traces else ""
+    traced = f"{result.traces:,} traces ({result.spans:,} spans), " if result.traces else ""
     return (
         f"{result.clients} clients × {result.seconds:.0f}s: {result.points:,} points ({result.points_per_s:,.0f}/s), "
-        f"{traces}"
+        f"{traced}"
         f"{result.requests:,} requests ({result.requests_per_s:,.0f}/s), {errors} errors, "
         f"lost {result.loss.lost}, duplicated {result.loss.duplicated}, altered {result.loss.altered}; "
         f"latency p50/p95/p99 ms: {latency}"

@@ -276,15 +276,16 @@ def run_job(job: ModelJob, send=None) -> WorkerResults:
         mlflow.set_experiment(experiment_id=run.experiment_id)
     results = WorkerResults()
     genai = [(name, getattr(prompts, name)) for name in ("prompts", "evaluation") if name in job.checks]
+    evaluating = "evaluation" in job.checks
     for name, check in (("model", logged_model), ("registry", registry)):
         if name not in job.checks or not run_one(run, job, results, name, check):
             break  # the registry registers the model
         if send is not None and (genai or name == "model"):  # the main process goes on with each verdict
             send(results)
             results = WorkerResults()
-        if name == "model" and ("evaluation", prompts.evaluation) in genai:
+        if name == "model" and evaluating:
             prompts.warm_up_in_background()  # after the model, whose verdict the main process waits for
-    if ("evaluation", prompts.evaluation) in genai:
+    if evaluating:
         # Done before the prompts' own first imports: two threads importing at once can deadlock.
         prompts.warm_up_in_background().join(timeout=120)
     for name, check in genai:
