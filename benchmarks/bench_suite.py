@@ -293,6 +293,7 @@ def main() -> int:
             f"(target <= {COLD_TARGET}: {'met' if ratio <= COLD_TARGET else 'NOT met'})"
         )
         print_timeline(median_timeline([r["timeline"] for r in c["suite"]]), statistics.median(suite_s))
+    if not args.no_cold and args.memory_runs > 0:
         m = cold(args.memory_runs, sample=True)
         peak_suite, peak_seed = (max(r["peak_mib"] for r in m[side]) for side in ("suite", "seed"))
         lines.append(

@@ -32,9 +32,9 @@ class Logged:
 
 @dataclass
 class Created:
-    """The ledger of what the model worker's checks created on the server (the logged model,
+    """The ledger of what the model and GenAI checks created on the server (the logged model,
     the registry version, the alias; the prompt, the evaluation dataset and run), for the
-    checks after them and for --cleanup; the model worker hands it back with its verdicts
+    checks after them and for --cleanup; the model worker hands back its part with its verdicts
     (runtime.worker.WorkerResults)."""
 
     model_id: str | None = None
@@ -47,6 +47,14 @@ class Created:
     prompt: str | None = None  # the prompt this run registered (every version is this run's)
     dataset_id: str | None = None  # the evaluation dataset this run created
     evaluation_run_id: str | None = None  # the run mlflow.genai.evaluate created
+
+    def take(self, worker: dict) -> None:
+        """What the worker's ledger (as a dict) has recorded; what this process recorded itself
+        (the prompt) stays."""
+        defaults = Created()
+        for name, value in worker.items():
+            if value != getattr(defaults, name):
+                setattr(self, name, value)
 
 
 @dataclass

@@ -17,10 +17,10 @@ from mlflowcheck.explain.errors import refusal
 from mlflowcheck.explain.support import said
 from mlflowcheck.net.http import auth_from_env
 from mlflowcheck.net.liveness import versions_seen
-from mlflowcheck.probes import artifacts, cleanup, load, otlp, restart, traces, tracking
+from mlflowcheck.probes import artifacts, cleanup, load, otlp, prompts, restart, traces, tracking
 from mlflowcheck.probes.identity import SERVER_INFO, identify_implementation, server_info
 from mlflowcheck.probes.layers import access, identify, reach
-from mlflowcheck.probes.models import worker_check
+from mlflowcheck.probes.models import start_worker_job, worker_check
 from mlflowcheck.probes.security import (
     probe_anonymous_write,
     probe_cross_origin,
@@ -29,7 +29,7 @@ from mlflowcheck.probes.security import (
     probe_host_header,
     probe_traversal,
 )
-from mlflowcheck.probes.ui import browse, served, start_pages_without_model
+from mlflowcheck.probes.ui import browse, served, start_pages_with_model, start_pages_without_model
 
 
 def check_uri(suite):
@@ -116,9 +116,11 @@ def check_dataset(suite):
 
 def check_artifact(suite):
     artifacts.report(suite)
-    # The run, its params and metrics are logged: the browser checks the experiment's page (the
-    # run in its table) while the checks after this one run.
+    # The run, its params and metrics are logged, its artifacts work: while the checks after this
+    # one run, the browser checks the experiment's page (the run in its table) and the model
+    # worker logs the model.
     start_pages_without_model(suite)
+    start_worker_job(suite)
 
 
 def check_big_artifact(suite):
@@ -129,16 +131,21 @@ def check_search(suite):
     tracking.search(suite)
 
 
+def check_otlp(suite):
+    otlp.check(suite)
+
+
+def check_prompts(suite):
+    prompts.prompts(suite)
+
+
 def check_model(suite):
     worker_check(suite, "model")
 
 
 def check_trace(suite):
+    start_pages_with_model(suite)
     traces.trace(suite)
-
-
-def check_otlp(suite):
-    otlp.check(suite)
 
 
 def check_assessments(suite):
@@ -146,6 +153,7 @@ def check_assessments(suite):
 
 
 def check_run(suite):
+    start_pages_with_model(suite)
     tracking.finish_run(suite)
 
 
@@ -159,10 +167,6 @@ def check_load(suite):
 
 def check_browser(suite):
     browse(suite)
-
-
-def check_prompts(suite):
-    worker_check(suite, "prompts")
 
 
 def check_evaluation(suite):

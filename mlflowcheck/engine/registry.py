@@ -158,6 +158,23 @@ CHECKS: tuple[Check, ...] = (
         needs=("metrics",),
         endpoints=("runs/search", "experiments/search"),
     ),
+    # The model worker has its job by now (sent after the artifact check); these two need no
+    # model and run meanwhile.
+    Check(
+        "otlp",
+        "genai",
+        "OpenTelemetry's own exporter sends a span to `/v1/traces`; read back as an MLflow trace",
+        needs=("experiment",),
+        since="3.4",
+        endpoints=("POST /v1/traces",),
+    ),
+    Check(
+        "prompts",
+        "genai",
+        "a prompt with 2 versions and an alias, loaded by version and by alias, text equal",
+        needs=("access",),
+        endpoints=("registered-models/create", "model-versions/create", "registered-models/alias"),
+    ),
     Check(
         "model",
         "models",
@@ -175,14 +192,6 @@ CHECKS: tuple[Check, ...] = (
         "a traced call (nested spans, a 2 MiB span, an error) read back span by span; found by search",
         needs=("params",),
         endpoints=("POST /v1/traces", "POST /api/3.0/mlflow/traces", "GET /api/3.0/mlflow/traces/get", "traces/search"),
-    ),
-    Check(
-        "otlp",
-        "genai",
-        "OpenTelemetry's own exporter sends a span to `/v1/traces`; read back as an MLflow trace",
-        needs=("experiment",),
-        since="3.4",
-        endpoints=("POST /v1/traces",),
     ),
     Check(
         "assessments",
@@ -225,14 +234,6 @@ CHECKS: tuple[Check, ...] = (
         needs=("ui", "run"),
     ),
     # In the model worker, while the main process runs the browser check.
-    Check(
-        "prompts",
-        "genai",
-        "a prompt with 2 versions and an alias, loaded by version and by alias, text equal",
-        needs=("access",),
-        in_worker=True,
-        endpoints=("registered-models/create", "model-versions/create", "registered-models/alias"),
-    ),
     Check(
         "evaluation",
         "genai",

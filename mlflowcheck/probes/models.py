@@ -246,13 +246,6 @@ class ModelRun:
         self.notes[check] = text
 
 
-def while_idle() -> None:
-    """In the worker, before its job has come (a cold start: the server is still starting)."""
-    from mlflowcheck.probes import prompts
-
-    prompts.warm_up_in_background()
-
-
 def run_job(job: ModelJob, send=None) -> WorkerResults:
     """In the worker: the model and registry checks on the main process's run; then, if
     selected, the prompts and evaluation checks (probes.prompts), after ``send`` has handed the
@@ -275,19 +268,13 @@ def run_job(job: ModelJob, send=None) -> WorkerResults:
     if run.experiment_id:
         mlflow.set_experiment(experiment_id=run.experiment_id)
     results = WorkerResults()
-    genai = [(name, getattr(prompts, name)) for name in ("prompts", "evaluation") if name in job.checks]
-    evaluating = "evaluation" in job.checks
+    genai = [("evaluation", prompts.evaluation)] if "evaluation" in job.checks else []
     for name, check in (("model", logged_model), ("registry", registry)):
         if name not in job.checks or not run_one(run, job, results, name, check):
             break  # the registry registers the model
         if send is not None and (genai or name == "model"):  # the main process goes on with each verdict
             send(results)
             results = WorkerResults()
-        if name == "model" and evaluating:
-            prompts.warm_up_in_background()  # after the model, whose verdict the main process waits for
-    if evaluating:
-        # Done before the prompts' own first imports: two threads importing at once can deadlock.
-        prompts.warm_up_in_background().join(timeout=120)
     for name, check in genai:
         run_one(run, job, results, name, check)
     results.created = asdict(run.created)
@@ -321,9 +308,8 @@ def run_one(run: ModelRun, job: ModelJob, results: WorkerResults, name: str, che
 WORKER_DEADLINE = 600.0
 
 
-def worker_check(suite: Session, name: str) -> None:
-    """The verdict of one of the worker's checks, as this process's check."""
-    job = ModelJob(
+def model_job(suite: Session) -> ModelJob:
+    return ModelJob(
         options={k: str(v) if isinstance(v, Path) else v for k, v in asdict(suite.options).items()},
         target=suite.target.url,
         experiment_id=suite.experiment_id,
@@ -334,8 +320,19 @@ def worker_check(suite: Session, name: str) -> None:
         # The worker's checks still to run (not one the main process skipped before it sent the job).
         checks=sorted(c for c in suite.worker_checks if suite.outcome(c) is None),
     )
-    results = suite.model_worker.run(job, suite.remaining(WORKER_DEADLINE), name)
-    suite.created = Created(**results.created)
+
+
+def start_worker_job(suite: Session) -> None:
+    """Hand the model worker its job as soon as the run and its artifacts work (before the model
+    check's turn), so that the checks between run in this process meanwhile."""
+    if "model" in suite.worker_checks and suite.model_worker is not None and suite.outcome("model") is None:
+        suite.model_worker.start(model_job(suite))
+
+
+def worker_check(suite: Session, name: str) -> None:
+    """The verdict of one of the worker's checks, as this process's check."""
+    results = suite.model_worker.run(model_job(suite), suite.remaining(WORKER_DEADLINE), name)
+    suite.created.take(results.created)
     result = results.checks.get(name)
     if result is None:
         raise CheckFailed(f"The model worker did not run the {name} check.", "see the model check above.")

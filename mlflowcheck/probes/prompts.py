@@ -1,6 +1,5 @@
-"""The prompt registry and GenAI evaluation, run in the model worker (its imports are MLflow's,
-and mlflow.genai.evaluate's first call costs a second and a half of them) while the main process
-runs the browser check.
+"""The prompt registry (in the main process, while the model worker logs the model) and GenAI
+evaluation (in the model worker, while the main process runs the browser check).
 
 prompts: a prompt with a long Chinese template, a second version, an alias; loaded by version
 and by alias, text equal. evaluation: an evaluation dataset's records read back, then
@@ -9,15 +8,13 @@ read back through the server."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import functools
-import threading
 import time
 
 import mlflow
 
 from mlflowcheck.core.errors import CheckFailed
+from mlflowcheck.runtime.mlflow_compat import without_databricks_sdk
 
 #: Prompt names allow ASCII letters, digits, "-", "_" and "." only (MLflow's validate_prompt_name).
 PROMPT_PREFIX = "mlflowcheck-prompt"
@@ -64,22 +61,6 @@ def first_difference(a: str, b: str) -> int:
     return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
 
 
-@functools.cache
-def warm_up_in_background() -> threading.Thread:
-    """Import in a thread what mlflow.genai.evaluate imports first: databricks.sdk (about a
-    second; MLflow imports it in the calling thread so that its scoring threads do not deadlock
-    on the import lock). The worker starts it while it waits for its job, or else after the
-    model check; evaluate then finds it imported, or waits on the import lock for the rest."""
-
-    def imports() -> None:
-        with contextlib.suppress(ImportError):
-            import databricks.sdk  # noqa: F401
-
-    thread = threading.Thread(target=imports, name="evaluate's imports", daemon=True)
-    thread.start()
-    return thread
-
-
 def evaluation(run) -> None:
     from mlflow.genai.datasets import create_dataset, get_dataset
     from mlflow.genai.scorers import scorer
@@ -102,7 +83,8 @@ def evaluation(run) -> None:
     def exact(outputs, expectations) -> bool:
         return outputs == expectations["答案"]
 
-    result = mlflow.genai.evaluate(data=got, predict_fn=predict, scorers=[exact])
+    with without_databricks_sdk():
+        result = mlflow.genai.evaluate(data=got, predict_fn=predict, scorers=[exact])
     run.created.evaluation_run_id = result.run_id
     metric = f"{SCORER}/mean"
     stored = run.client.get_run(result.run_id).data.metrics.get(metric)

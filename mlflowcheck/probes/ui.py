@@ -91,6 +91,37 @@ def start_pages_without_model(suite: Session) -> None:
         suite.browser.start_pages(PAGES_WITHOUT_MODEL)
 
 
+def start_pages_with_model(suite: Session) -> None:
+    """The run's pages, as soon as the model worker has registered the model (the run page
+    shows its version), while this process writes the trace and ends the run. Not with --load:
+    the metrics page is to show the load probe's figures."""
+    if suite.browser is None or suite.outcome("ui") != "passed" or suite.options.load_clients:
+        return
+    if suite.model_worker is None or suite.outcome("model") != "passed":
+        return
+    verdict = suite.model_worker.verdicts().get("registry")
+    if verdict is None or verdict["status"] != "passed":
+        return  # not yet, or it failed: the browser check opens the pages after the registry check
+    suite.created.take(suite.model_worker.results.created)  # the version the run page shows
+    suite.browser.start_pages(run_pages(suite))
+
+
+def run_pages(suite: Session) -> tuple[str, ...]:
+    # What the artifact store holds is the artifacts group's verdict: without it, the UI check
+    # looks at the pages that do not show artifacts.
+    return ("run", "metrics", "artifacts") if suite.outcome("artifact") == "passed" else ("run", "metrics")
+
+
+def passed(suite: Session, name: str) -> bool:
+    """The check passed, or (a model worker's check whose turn has not come) the verdict the
+    worker handed back says so. Called from the browser's thread: it only reads what the main
+    thread received."""
+    worker = suite.model_worker
+    if suite.outcome(name) is not None or worker is None or worker.results is None:
+        return suite.outcome(name) == "passed"
+    return worker.results.checks.get(name, {}).get("status") == "passed"
+
+
 def browse(suite: Session) -> None:
     """Open the experiment and run pages like a user; check what they show; take screenshots."""
     import pytest
@@ -108,16 +139,13 @@ def browse(suite: Session) -> None:
         suite.browser = BrowserSession(suite, browser_path, UserPages)
     session = suite.browser
     session.result(session.launched)
-    # What the artifact store holds is the artifacts group's verdict: without it, the UI check
-    # looks at the pages that do not show artifacts.
-    artifacts = suite.outcome("artifact") == "passed"
-    pages = ("experiment", "run", "metrics", "artifacts") if artifacts else ("experiment", "run", "metrics")
+    pages = ("experiment", *run_pages(suite))
     session.start_pages(pages)
     run_shot = None
     for name in pages:
         shot = session.result(session.pages[name])
         run_shot = shot if name == "run" else run_shot
-    if artifacts:
+    if "artifacts" in pages:
         suite.client.log_artifact(suite.run_id, str(run_shot), artifact_path="screenshots")
     shots = suite.options.screenshots or suite.tmp / "screenshots"
     suite.note("browser", f"{', '.join(pages[:-1])} and {pages[-1]} pages show the run; screenshots in {shots}")
@@ -223,7 +251,7 @@ class UserPages:
         if self.suite.outcome("model") == "passed":
             self.expect("Logged models", "run page", exact=False)
             self.expect("Ready", "run page's logged models")
-        if self.suite.outcome("registry") == "passed":
+        if passed(self.suite, "registry"):
             self.expect(self.suite.options.registered_model, "run page's registered models", exact=False)
             self.expect(f"v{self.suite.created.registered_version}", "run page's registered models")
         return self.shot("run", full_page=True)

@@ -11,6 +11,7 @@ import importlib.metadata
 import os
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -81,13 +82,20 @@ def recording_model_uploads(digests: Callable[[Path], dict[str, str]]) -> Iterat
         MlflowClient.log_model_artifacts = original
 
 
-class _NoIPython(importlib.abc.MetaPathFinder):
-    """Makes ``import IPython`` fail as if it were not installed."""
+class _Absent(importlib.abc.MetaPathFinder):
+    """Makes ``import <package>`` fail as if the package were not installed."""
+
+    def __init__(self, package: str):
+        self.package = package
 
     def find_spec(self, name, path=None, target=None):
-        if name == "IPython" or name.startswith("IPython."):
+        if name == self.package or name.startswith(self.package + "."):
             raise ModuleNotFoundError(f"No module named {name!r} (not in the suite's processes)", name=name)
         return None
+
+
+def _absent_finder(package: str) -> _Absent | None:
+    return next((f for f in sys.meta_path if isinstance(f, _Absent) and f.package == package), None)
 
 
 def without_ipython() -> None:
@@ -98,8 +106,38 @@ def without_ipython() -> None:
     ._get_dbutils). The suite's processes are never notebooks, and MLflow runs without IPython.
     Left alone where IPython is already imported (the suite called from a notebook).
     """
-    if "IPython" not in sys.modules and not any(isinstance(f, _NoIPython) for f in sys.meta_path):
-        sys.meta_path.insert(0, _NoIPython())
+    if "IPython" not in sys.modules and _absent_finder("IPython") is None:
+        sys.meta_path.insert(0, _Absent("IPython"))
+
+
+@contextlib.contextmanager
+def without_databricks_sdk() -> Iterator[None]:
+    """While active, MLflow runs as where the Databricks SDK is not installed.
+
+    ``mlflow.genai.evaluate`` imports ``databricks.sdk`` before it starts its threads, only so
+    that none of them imports it later while another holds the import lock (its harness's
+    ``_warmup_databricks_sdk``, which passes over an ImportError); nothing else of an
+    evaluation against a self-hosted server needs it, and the import costs about a second of
+    CPU (docs/performance.md). Left alone where the SDK is already imported, or where MLflow's
+    evaluation is not built that way (then it may need the SDK)."""
+    try:
+        with warnings.catch_warnings():  # its type-hint warnings when first imported
+            warnings.simplefilter("ignore")
+            from mlflow.genai.evaluation import harness
+
+        warms_up_only = hasattr(harness, "_warmup_databricks_sdk")
+    except ImportError:
+        warms_up_only = False
+    if not warms_up_only or "databricks.sdk" in sys.modules or _absent_finder("databricks.sdk") is not None:
+        yield
+        return
+    finder = _Absent("databricks.sdk")
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(finder)
 
 
 def keep_server_error_bodies() -> None:

@@ -102,17 +102,22 @@ class ModelWorker:
         with self.timeline.phase("installed packages mapped for the model worker"):
             return installed_packages()
 
+    def start(self, job: ModelJob) -> None:
+        """Hand the worker its job, unless it has one: it starts at once, and ``run`` waits for it."""
+        if self.results is not None:
+            return
+        self.results = WorkerResults()
+        try:
+            job.packages = self.packages_unless_ready()
+            self.conn.send(job)
+        except (EOFError, OSError):
+            self.ended_without_result()
+
     def run(self, job: ModelJob, deadline: float, check: str) -> WorkerResults:
-        """Hand the worker its job (once) and wait, at most ``deadline`` seconds, until its
+        """Hand the worker its job (unless ``start`` did) and wait, at most ``deadline`` seconds, until its
         results have ``check``'s verdict (or its last message came). The worker hands back each
         batch of checks as it finishes them: the model's verdict comes before the prompts'."""
-        if self.results is None:
-            self.results = WorkerResults()
-            try:
-                job.packages = self.packages_unless_ready()
-                self.conn.send(job)
-            except (EOFError, OSError):
-                self.ended_without_result()
+        self.start(job)
         end = time.monotonic() + deadline
         while check not in self.results.checks and not self.results.final:
             try:
@@ -125,13 +130,25 @@ class ModelWorker:
                     f"The model worker's checks took longer than {deadline:.0f}s.",
                     "the server is very slow to store or serve model files; look at its log.",
                 )
-            batch = WorkerResults(**got)
-            self.results.checks.update(batch.checks)
-            self.results.created = batch.created  # the worker's one ledger, as it is now
-            self.results.final = batch.final
-            for name, start, end_ in batch.phases:
-                self.timeline.add(f"model worker: {name}", start, end_)
+            self.take(got)
         return self.results
+
+    def take(self, got: dict) -> None:
+        batch = WorkerResults(**got)
+        self.results.checks.update(batch.checks)
+        self.results.created = batch.created  # the worker's one ledger, as it is now
+        self.results.final = batch.final
+        for name, start, end_ in batch.phases:
+            self.timeline.add(f"model worker: {name}", start, end_)
+
+    def verdicts(self) -> dict[str, dict]:
+        """The verdicts the worker has handed back so far, without waiting (none before its job)."""
+        if self.results is None:
+            return {}
+        with contextlib.suppress(EOFError, OSError):
+            while not self.results.final and (got := self.receive(0)) is not None:
+                self.take(got)
+        return self.results.checks
 
     def ended_without_result(self):
         self.proc.join(timeout=5)
@@ -197,15 +214,13 @@ def serve(conn, parent_conn, log_path: str, entry: str, model_format: str | None
     conn.send(READY)
     if not conn.poll(0):  # no job yet: make MLflow's map of the installed packages meanwhile
         map_installed_packages()
-    if not conn.poll(0) and hasattr(jobs, "while_idle"):  # still none: the job's module may get ready too
-        jobs.while_idle()
     try:
         job = conn.recv()
     except EOFError:  # the main process needed no model checks, or ended
         os._exit(0)
     job_start = time.time()
     results = run_job(job, lambda batch: conn.send(asdict(batch)))
-    results.phases = [("imports", started, imported), ("model, registry, prompts, evaluation", job_start, time.time())]
+    results.phases = [("imports", started, imported), ("model, registry, evaluation", job_start, time.time())]
     results.final = True
     conn.send(asdict(results))
     sys.stdout.flush()

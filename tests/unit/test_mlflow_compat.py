@@ -174,7 +174,7 @@ def test_without_ipython_mlflow_takes_the_process_for_no_notebook(monkeypatch):
     monkeypatch.delitem(sys.modules, "IPython", raising=False)
     without_ipython()
     without_ipython()
-    assert sum(isinstance(f, mlflow_compat._NoIPython) for f in sys.meta_path) == 1
+    assert sum(isinstance(f, mlflow_compat._Absent) and f.package == "IPython" for f in sys.meta_path) == 1
     with pytest.raises(ModuleNotFoundError):
         import IPython  # noqa: F401
     with pytest.raises(databricks_utils._NoDbutilsError):
@@ -185,7 +185,36 @@ def test_without_ipython_leaves_a_process_alone_that_already_imported_ipython(mo
     monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
     monkeypatch.setitem(sys.modules, "IPython", sys.modules.get("IPython") or type(sys)("IPython"))
     without_ipython()
-    assert not any(isinstance(f, mlflow_compat._NoIPython) for f in sys.meta_path)
+    assert mlflow_compat._absent_finder("IPython") is None
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # MLflow's type-hint warnings on import
+def test_mlflow_imports_the_databricks_sdk_before_an_evaluation_only_to_warm_it_up():
+    from mlflow.genai.evaluation import harness
+
+    source = inspect.getsource(harness._warmup_databricks_sdk)
+    why = " (MLflow's evaluation may need the Databricks SDK now: then the suite must let it import it)"
+    assert "import databricks.sdk" in source, update("without_databricks_sdk") + why
+    assert "except ImportError" in source, update("without_databricks_sdk") + why
+
+
+def test_without_databricks_sdk_the_sdk_is_absent_inside_and_importable_again_after(monkeypatch):
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
+    for name in [n for n in sys.modules if n == "databricks.sdk" or n.startswith("databricks.sdk.")]:
+        monkeypatch.delitem(sys.modules, name)
+    with mlflow_compat.without_databricks_sdk():
+        with pytest.raises(ModuleNotFoundError):
+            import databricks.sdk  # noqa: F401
+        with mlflow_compat.without_databricks_sdk():  # nested: one finder
+            assert sum(isinstance(f, mlflow_compat._Absent) for f in sys.meta_path) == 1
+    assert mlflow_compat._absent_finder("databricks.sdk") is None
+
+
+def test_without_databricks_sdk_leaves_a_process_alone_that_already_imported_it(monkeypatch):
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
+    monkeypatch.setitem(sys.modules, "databricks.sdk", sys.modules.get("databricks.sdk") or type(sys)("databricks.sdk"))
+    with mlflow_compat.without_databricks_sdk():
+        assert mlflow_compat._absent_finder("databricks.sdk") is None
 
 
 def test_the_client_wrapper_records_each_refusal_with_its_endpoint_and_status(canned, client, monkeypatch):

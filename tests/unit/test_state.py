@@ -1,14 +1,15 @@
 """The run's data (core.state): the exit code and counts from the verdicts, the time left under
---timeout, the run's alias, the UI addresses, notes and warnings."""
+--timeout, the run's alias, the UI addresses, notes and warnings, the ledger of what was created."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 
 import pytest
 
 from mlflowcheck.core.options import Options
-from mlflowcheck.core.state import CheckResult, RunState, run_alias
+from mlflowcheck.core.state import CheckResult, Created, RunState, run_alias
 from mlflowcheck.core.target import parse_target
 
 
@@ -128,3 +129,11 @@ def test_without_a_target_there_is_no_ui_address(tmp_path):
     state = RunState(Options("not parsed"), tmp=tmp_path)
     state.experiment_id, state.run_id = "1", "r"
     assert (state.ui_url("/"), state.experiment_url, state.run_url) == (None, None, None)
+
+
+def test_the_worker_s_ledger_adds_what_it_created_and_keeps_what_the_main_process_recorded():
+    created = Created(prompt="mlflowcheck-prompt-r1-1")
+    worker = asdict(Created(model_id="m-1", registered_version="3", registered_model_created=True))
+    created.take(worker)
+    assert (created.prompt, created.model_id, created.registered_version) == ("mlflowcheck-prompt-r1-1", "m-1", "3")
+    assert created.registered_model_created is True
