@@ -24,9 +24,9 @@ from mlflowcheck.runtime.mlflow_compat import (
     configure_client,
     default_format,
     last_refusal,
-    map_installed_packages,
     recording_model_uploads,
     refusal_mark,
+    without_requirement_warnings,
 )
 from mlflowcheck.runtime.session import Session, mlflow_client
 from mlflowcheck.runtime.worker import ModelJob, WorkerResults
@@ -254,8 +254,8 @@ def run_job(job: ModelJob, send=None) -> WorkerResults:
 
     from mlflowcheck.probes import prompts
 
-    map_installed_packages(job.packages)
     configure_client()
+    without_requirement_warnings()
     run = ModelRun(
         Options(**job.options),
         mlflow_client(job.target),

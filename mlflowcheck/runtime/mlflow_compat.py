@@ -29,36 +29,24 @@ def default_format() -> str:
     return _get_default_serialization_format()
 
 
-def installed_packages() -> dict[str, list[str]] | None:
-    """MLflow's map of importable modules to the installed distributions, made here for the
-    model worker (``map_installed_packages``).
+def without_requirement_warnings() -> None:
+    """In the model worker: MLflow does not compare a model's requirements with the installed
+    packages, a comparison that only warns (``warn_dependency_requirement_mismatches``, when a
+    model is logged and when it is loaded, by its input example's check too).
 
-    Saving a model compares its requirements with the installed packages, and MLflow first
-    maps every installed distribution's files to modules, once per process.
-    The main process has time to spare while the worker imports scikit-learn and skops, the
-    run's longest chain: it makes the map and hands it over with the job. Private to MLflow
-    (mlflow.utils.requirements_utils, the same from 3.1.4 to 3.17); where it differs, None,
-    and the worker's MLflow makes the map itself.
-    """
-    try:
-        from mlflow.utils import requirements_utils
+    The suite writes the requirements from the installed versions itself (``pip_requirements``)
+    and loads the model in the same environment, so the warning cannot say anything; making it
+    maps every installed distribution's files to modules first, half a second of CPU per process
+    (docs/performance.md). Private to MLflow: where the names differ, nothing changes."""
+    import mlflow.pyfunc
+    from mlflow.utils import environment
 
-        requirements_utils._init_modules_to_packages_map()
-        packages = requirements_utils._MODULES_TO_PACKAGES
-    except Exception:
+    def no_warning(model_requirements) -> None:
         return None
-    return packages if isinstance(packages, dict) else None
 
-
-def map_installed_packages(given: dict[str, list[str]] | None = None) -> None:
-    """In the worker: MLflow's map of the installed packages, taken from ``given`` (the main
-    process's, see ``installed_packages``) or else made here."""
-    with contextlib.suppress(Exception):
-        from mlflow.utils import requirements_utils
-
-        if given and requirements_utils._MODULES_TO_PACKAGES is None:
-            requirements_utils._MODULES_TO_PACKAGES = given
-        requirements_utils._init_packages_to_modules_map()  # (and its reverse)
+    for module in (environment, mlflow.pyfunc):
+        if callable(getattr(module, "warn_dependency_requirement_mismatches", None)):
+            module.warn_dependency_requirement_mismatches = no_warning
 
 
 @contextlib.contextmanager

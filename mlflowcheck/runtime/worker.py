@@ -24,7 +24,6 @@ from pathlib import Path
 from mlflowcheck.core.errors import CheckFailed
 from mlflowcheck.core.observations import Implementation
 from mlflowcheck.core.timeline import Timeline, process_start
-from mlflowcheck.runtime.mlflow_compat import installed_packages, map_installed_packages
 from mlflowcheck.runtime.server import tail
 from mlflowcheck.runtime.tuning import imports_without_gc
 
@@ -41,7 +40,6 @@ class ModelJob:
     run_id: str
     tmp: str
     data: dict[str, list]  # the seed's DataFrame, by column
-    packages: dict[str, list[str]] | None = None  # MLflow's map of installed packages, if made here
     server: Implementation | None = None  # which server answers (for the messages: product, auth layer)
     checks: list[str] = field(default_factory=list)  # the worker's checks selected for this run
 
@@ -89,26 +87,12 @@ class ModelWorker:
         child_conn.close()  # ours is the other end; the child's recv sees EOF if we die
         self.results: WorkerResults | None = None
 
-    def packages_unless_ready(self) -> dict[str, list[str]] | None:
-        """MLflow's map of the installed packages, made here while the worker still imports
-        (``installed_packages``); None when the worker is ready: it made the map itself
-        while it waited."""
-        ready = False
-        with contextlib.suppress(EOFError, OSError):
-            ready = self.conn.poll(0) and self.conn.recv() == READY
-        if ready:
-            return None
-
-        with self.timeline.phase("installed packages mapped for the model worker"):
-            return installed_packages()
-
     def start(self, job: ModelJob) -> None:
         """Hand the worker its job, unless it has one: it starts at once, and ``run`` waits for it."""
         if self.results is not None:
             return
         self.results = WorkerResults()
         try:
-            job.packages = self.packages_unless_ready()
             self.conn.send(job)
         except (EOFError, OSError):
             self.ended_without_result()
@@ -212,8 +196,6 @@ def serve(conn, parent_conn, log_path: str, entry: str, model_format: str | None
 
     imported = time.time()
     conn.send(READY)
-    if not conn.poll(0):  # no job yet: make MLflow's map of the installed packages meanwhile
-        map_installed_packages()
     try:
         job = conn.recv()
     except EOFError:  # the main process needed no model checks, or ended

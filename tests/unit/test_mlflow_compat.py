@@ -20,9 +20,7 @@ from mlflow.utils import databricks_utils, rest_utils
 from mlflowcheck.runtime import mlflow_compat
 from mlflowcheck.runtime.mlflow_compat import (
     default_format,
-    installed_packages,
     keep_server_error_bodies,
-    map_installed_packages,
     recording_model_uploads,
     without_ipython,
 )
@@ -104,24 +102,16 @@ def test_mlflows_default_sklearn_serialization_format_is_skops():
     assert default_format() == "skops"
 
 
-def test_mlflows_package_map_is_made_by_the_function_and_kept_where_installed_packages_reads_it():
-    packages = installed_packages()
-    assert packages is not None, update("installed_packages") + " (it fell back to None)"
-    assert packages["sklearn"] == ["scikit-learn"]
-    assert "mlflow" in packages["mlflow"]
+@pytest.mark.filterwarnings("ignore::UserWarning")  # MLflow's type-hint warnings on import
+def test_mlflow_warns_of_requirement_mismatches_through_the_names_without_requirement_warnings_replaces():
+    import mlflow.pyfunc
+    from mlflow.utils import environment
 
-
-def test_the_package_map_handed_to_the_worker_is_the_one_mlflow_uses_there(monkeypatch):
-    from mlflow.utils import requirements_utils
-
-    # As in a fresh worker process (restored after the test).
-    monkeypatch.setattr(requirements_utils, "_MODULES_TO_PACKAGES", None)
-    monkeypatch.setattr(requirements_utils, "_PACKAGES_TO_MODULES", None)
-    map_installed_packages({"made_by_main": ["made-by-main"]})
-    assert requirements_utils._MODULES_TO_PACKAGES == {"made_by_main": ["made-by-main"]}, update(
-        "map_installed_packages"
-    )
-    assert requirements_utils._PACKAGES_TO_MODULES == {"made-by-main": "made_by_main"}, update("map_installed_packages")
+    for where in (mlflow.pyfunc.load_model, environment._process_pip_requirements):
+        assert "warn_dependency_requirement_mismatches(" in inspect.getsource(where), (
+            update("without_requirement_warnings")
+            + f" ({where.__module__}.{where.__name__} no longer warns through that name)"
+        )
 
 
 def test_log_model_artifacts_takes_the_model_id_and_directory_recording_model_uploads_reads():
