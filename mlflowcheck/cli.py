@@ -10,7 +10,6 @@ import argparse
 import gc
 import signal
 import sys
-import tempfile
 from pathlib import Path
 
 from mlflowcheck.core.errors import EXIT_NO_RUN, CheckFailed
@@ -18,6 +17,8 @@ from mlflowcheck.core.options import Options
 from mlflowcheck.core.target import DEFAULT_TRACKING_URI
 from mlflowcheck.engine.registry import CHECKS, GROUPS, SEED_GROUPS, opt_in_flags
 from mlflowcheck.engine.run import run
+from mlflowcheck.preflight import output_paths_problem, read_only_problem
+from mlflowcheck.probes.fingerprint import SAMPLE_FILES, SAMPLE_MAX_BYTES
 from mlflowcheck.report.console import error
 
 #: Without --timeout the whole run is still bounded: no wait of the suite's can hang it.
@@ -130,6 +131,44 @@ def build_parser(prog: str = "test_mlflow_local.py") -> argparse.ArgumentParser:
         "--security-write",
         action="store_true",
         help="with --security: also try writes without credentials, on this run's own objects only",
+    )
+    p.add_argument(
+        "--fingerprint",
+        metavar="FILE",
+        help="read only: record what the server holds (in --scope) to FILE, a manifest to --compare later",
+    )
+    p.add_argument(
+        "--compare",
+        metavar="FILE",
+        help="read only: fingerprint the server again and compare with FILE (an earlier --fingerprint): "
+        "nothing lost or altered, what is new listed; with --fingerprint NEW, the new manifest is kept",
+    )
+    p.add_argument(
+        "--scope",
+        choices=["suite", "all"],
+        help="what --fingerprint reads: the suite's own experiments (default) or every experiment the account can "
+        "read; --compare reads what the manifest did",
+    )
+    p.add_argument(
+        "--experiment",
+        metavar="NAME",
+        action="append",
+        dest="experiments",
+        help="--fingerprint only this experiment (repeatable)",
+    )
+    p.add_argument(
+        "--artifacts",
+        choices=["sample", "all", "none"],
+        help=f"which artifact files --fingerprint hashes (sha256): sample (default; every file listed with its "
+        f"size, the first {SAMPLE_FILES} of each run and model up to {SAMPLE_MAX_BYTES // 2**20} MiB hashed), "
+        "all, or none (no listing)",
+    )
+    p.add_argument(
+        "--match-by",
+        choices=["id", "name"],
+        default="id",
+        help="how --compare pairs objects: by id (default; an upgrade, a migration, a restore keep them) or by "
+        "name (a copy to another server, e.g. mlflow-export-import)",
     )
     p.add_argument(
         "--ui",
@@ -249,7 +288,7 @@ def main(argv: list[str] | None = None, project_dir: Path | None = None, prog: s
         flags = opt_in_flags(group)
         if flags and not any(getattr(args, f.removeprefix("--").replace("-", "_"), None) for f in flags):
             parser.error(f"--require {group}: that group runs only with {' or '.join(flags)}")
-    problem = output_paths_problem(args)  # before anything is logged: a report that cannot be written is lost
+    problem = read_only_problem(args) or output_paths_problem(args)  # before anything is logged or started
     if problem is not None:
         error(problem)
         return EXIT_NO_RUN
@@ -268,69 +307,6 @@ def main(argv: list[str] | None = None, project_dir: Path | None = None, prog: s
             raise
         error(CheckFailed(str(exc), "check the paths given to the options and their permissions."))
         return EXIT_NO_RUN
-
-
-#: The options that name something the suite writes: files, and folders it writes into.
-OUTPUT_FILES = {"json": "--json", "junitxml": "--junitxml", "summary_md": "--summary-md"}
-OUTPUT_FOLDERS = {"screenshots": "--screenshots", "server_dir": "--server-dir"}
-
-
-def output_paths_problem(args) -> CheckFailed | None:
-    """Why an output path the user gave cannot be written, checked before the first check runs.
-
-    A file's folder must exist (a typo in it is caught, not papered over by creating a tree);
-    a folder option may name a new folder in an existing one. Writability is tried for real:
-    as root os.access() says yes where the kernel says no (/sys, a read-only mount).
-    """
-    for attr, option in OUTPUT_FILES.items():
-        value = getattr(args, attr)
-        if value:
-            why = file_unwritable(Path(value))
-            if why:
-                example = {"junitxml": "junit.xml", "summary_md": "summary.md"}.get(attr, "result.json")
-                tip = f"give {option} a file in a folder that exists and that you can write, e.g. {option} {example}"
-                return CheckFailed(f"{option} {value}: {why}.", tip, fatal=True)
-    for attr, option in OUTPUT_FOLDERS.items():
-        value = getattr(args, attr)
-        if value:
-            why = folder_unwritable(Path(value))
-            if why:
-                tip = f"give {option} a folder you can write (a new one is made, inside a folder that exists)."
-                return CheckFailed(f"{option} {value}: {why}.", tip, fatal=True)
-    return None
-
-
-def file_unwritable(path: Path) -> str:
-    if path.is_dir():
-        return "this is a folder, not a file"
-    if not path.parent.is_dir():
-        return f"no such folder: {path.parent}" if not path.parent.exists() else f"{path.parent} is not a folder"
-    existed = path.exists()
-    try:
-        with open(path, "ab"):  # appends nothing: an existing file is left as it is
-            pass
-    except OSError as exc:
-        return f"cannot be written ({exc.strerror or exc})"
-    if not existed:
-        path.unlink()
-    return ""
-
-
-def folder_unwritable(path: Path) -> str:
-    if path.exists() and not path.is_dir():
-        return "this is a file, not a folder"
-    if not path.exists():
-        if not path.parent.is_dir():
-            return f"no such folder: {path.parent}"
-        probe_in = path.parent
-    else:
-        probe_in = path
-    try:
-        with tempfile.TemporaryFile(dir=probe_in):
-            pass
-    except OSError as exc:
-        return f"{probe_in} cannot be written ({exc.strerror or exc})"
-    return ""
 
 
 def console_main(prog: str = "mlflowcheck") -> None:

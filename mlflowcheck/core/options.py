@@ -29,3 +29,14 @@ class Options:
     backend_store_uri: str | None = None  # of a server this suite started, password hidden (for `mlflow gc`)
     require: tuple[str, ...] | None = None  # --require: the feature groups that must pass; None: the default set
     summary_md: Path | None = None  # --summary-md: the support matrix as Markdown
+    fingerprint: Path | None = None  # --fingerprint: write what the server holds to this manifest
+    compare: Path | None = None  # --compare: fingerprint again and compare with this manifest
+    scope: str | None = None  # --scope: "suite" or "all"; None: the suite's (or the compared manifest's)
+    experiments: tuple[str, ...] = ()  # --experiment, repeatable: the scope is these experiments
+    artifacts: str | None = None  # --artifacts: "sample", "all" or "none"; None: sample (or the manifest's)
+    match_by: str = "id"  # --match-by: "id" (ids kept: upgrade, restore) or "name" (a copy to another server)
+
+    @property
+    def read_only(self) -> bool:
+        """--fingerprint or --compare: only the layer checks and these run; nothing is written."""
+        return bool(self.fingerprint or self.compare)

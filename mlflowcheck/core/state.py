@@ -91,6 +91,7 @@ class RunState:
     topology: dict[str, object] = field(default_factory=dict)  # what the suite found out about the deployment
     screenshots: list[str] = field(default_factory=list)  # files the browser check saved
     cleanup_report: list[str] | None = None  # what --cleanup did, line by line
+    comparison: dict | None = None  # --compare's counts per kind and first differences
     results: list[CheckResult] = field(default_factory=list)
     notes: dict[str, str] = field(default_factory=dict)
     warnings: set[str] = field(default_factory=set)  # checks that passed with a warning

@@ -17,7 +17,7 @@ from mlflowcheck.explain.errors import refusal
 from mlflowcheck.explain.support import said
 from mlflowcheck.net.http import auth_from_env
 from mlflowcheck.net.liveness import versions_seen
-from mlflowcheck.probes import artifacts, cleanup, load, otlp, prompts, restart, traces, tracking
+from mlflowcheck.probes import artifacts, cleanup, continuity, load, otlp, prompts, restart, traces, tracking
 from mlflowcheck.probes.identity import SERVER_INFO, identify_implementation, server_info
 from mlflowcheck.probes.layers import access, identify, reach
 from mlflowcheck.probes.models import start_worker_job, worker_check
@@ -179,6 +179,14 @@ def check_final_report(suite):
 
 def check_restart(suite):
     restart.restart_and_read_back(suite)
+
+
+def check_fingerprint(suite):
+    continuity.check_fingerprint(suite)
+
+
+def check_compare(suite):
+    continuity.check_compare(suite)
 
 
 def verdict(suite, name: str, finding: posture.Finding) -> None:

@@ -17,7 +17,16 @@ import pytest
 from mlflowcheck.core.errors import CheckFailed, Unsupported
 from mlflowcheck.core.state import CheckResult
 from mlflowcheck.engine.handles import start_chromium, start_model_worker
-from mlflowcheck.engine.registry import BY_NAME, GROUP_OF, GROUPS, IN_WORKER, lenient_groups, order, required_groups
+from mlflowcheck.engine.registry import (
+    BY_NAME,
+    GROUP_OF,
+    GROUPS,
+    IN_WORKER,
+    READ_ONLY,
+    lenient_groups,
+    order,
+    required_groups,
+)
 from mlflowcheck.explain.errors import known_server_error
 from mlflowcheck.explain.support import is_unsupported, not_in_version, older_than, unsupported
 from mlflowcheck.net.limits import RESPONSE_DEADLINE
@@ -97,6 +106,8 @@ class SuitePlugin:
 
     def wanted(self, name: str) -> bool:
         check = BY_NAME.get(name)
+        if self.suite.options.read_only and name not in READ_ONLY:
+            return False  # --fingerprint, --compare: nothing that writes
         return check is None or not check.opt_in or bool(getattr(self.suite.options, check.option))
 
     def pytest_collection_finish(self, session):

@@ -29,7 +29,7 @@ GROUPS = {
     "genai": "MLflow 3's GenAI layer: traces, OpenTelemetry ingestion, assessments, prompts, evaluation",
     "ui": "the web app, and the run as a user sees it in a real browser",
     "load": "many clients at once: nothing lost, duplicated or altered",
-    "durability": "what was acknowledged survives a restart of the server",
+    "durability": "what was acknowledged survives a restart of the server, an upgrade, a migration, a restore",
     "security": "the server's security posture, probed read-only",
     "cleanup": "deleting what the run created, and nothing else",
 }
@@ -256,6 +256,23 @@ CHECKS: tuple[Check, ...] = (
         option="restart",
         flag="--restart",
     ),
+    # Read-only: with either option only the layer checks run before them (READ_ONLY).
+    Check(
+        "fingerprint",
+        "durability",
+        "what the server holds in the scope (objects, metric histories, file hashes) written to a manifest",
+        needs=("access",),
+        option="fingerprint",
+        flag="--fingerprint",
+    ),
+    Check(
+        "compare",
+        "durability",
+        "the server fingerprinted again: nothing lost or altered since the manifest; what is new is listed",
+        needs=("access",),
+        option="compare",
+        flag="--compare",
+    ),
     Check("exposure", summary="who can reach the API without credentials", needs=("server",), **SECURITY),
     Check("hosts", summary="a foreign Host header is refused (DNS rebinding)", needs=("server",), **SECURITY),
     Check("cors", summary="no foreign origin may read or write", needs=("server",), **SECURITY),
@@ -288,6 +305,8 @@ SEED_GROUPS = ("server", "tracking", "datasets", "artifacts", "models", "registr
 #: Groups that must pass by default where the server has their API: a server without it (MISS)
 #: still exits 0, unless --require names the group.
 WHERE_SUPPORTED = ("genai",)
+#: The checks of a read-only run (--fingerprint, --compare): the layers, then those two.
+READ_ONLY = ("uri", "network", "server", "access", "versions", "server_info", "fingerprint", "compare")
 #: The checks that run when no option asks for more.
 DEFAULT = tuple(check.name for check in CHECKS if not check.opt_in)
 #: The checks that run in the model worker: it is started only when one of them is selected.
@@ -303,7 +322,7 @@ def required_groups(options) -> frozenset[str]:
     """What must pass for exit 0: --require's groups (else the seed's), and every group an
     option turned on (--load, --restart, --security, --cleanup): what was asked for must pass."""
     asked = {c.group for c in CHECKS if c.opt_in and getattr(options, c.option)}
-    default = (*SEED_GROUPS, *WHERE_SUPPORTED)
+    default = ("server",) if options.read_only else (*SEED_GROUPS, *WHERE_SUPPORTED)
     return frozenset(options.require if options.require is not None else default) | asked
 
 

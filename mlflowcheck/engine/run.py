@@ -84,12 +84,19 @@ def run(args, project_dir: Path | None) -> int:
                 backend_store_uri=redact_backend_uri(server.backend_store_uri) if server else None,
                 require=args.require,
                 summary_md=Path(args.summary_md) if args.summary_md else None,
+                fingerprint=Path(args.fingerprint) if args.fingerprint else None,
+                compare=Path(args.compare) if args.compare else None,
+                scope=args.scope,
+                experiments=tuple(args.experiments or ()),
+                artifacts=args.artifacts,
+                match_by=args.match_by,
             ),
             started=started,
             local_server=server,
         )
         try:
-            with helpers(suite, every_check=not args.select):
+            # A read-only run needs neither the model worker nor Chromium.
+            with helpers(suite, every_check=not args.select and not suite.options.read_only):
                 if server is not None:
                     try:
                         server.wait_ready(deadline=min(90.0, args.timeout))

@@ -27,7 +27,18 @@ def properties(suite: RunState) -> dict[str, str]:
         "run_id": suite.run_id or "",
         "warnings": ",".join(r.name for r in suite.results if r.warning),
         **load_properties(suite),
+        **compare_properties(suite),
     }
+
+
+def compare_properties(suite: RunState) -> dict[str, str]:
+    if suite.comparison is None:
+        return {}
+    flat = {"compare.match_by": suite.comparison["match_by"]}
+    for kind, counts in suite.comparison["kinds"].items():
+        for name, n in counts.items():
+            flat[f"compare.{kind}.{name}"] = str(n)
+    return flat
 
 
 def load_properties(suite: RunState) -> dict[str, str]:
@@ -63,6 +74,7 @@ def json_document(suite: RunState, code: int, matrix: dict | None = None) -> dic
         "topology": suite.topology,
         "load": None if suite.load is None else {**suite.load.as_dict(), "per_second": suite.load.per_second},
         "cleanup": suite.cleanup_report,
+        "compare": suite.comparison,
         "timeline": suite.timeline.relative(),
         "checks": [
             {

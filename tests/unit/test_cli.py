@@ -13,14 +13,12 @@ from mlflowcheck import __version__
 from mlflowcheck.cli import (
     DEFAULT_TIMEOUT,
     build_parser,
-    file_unwritable,
-    folder_unwritable,
-    output_paths_problem,
     positive_float,
     positive_int,
     size_argument,
     version_text,
 )
+from mlflowcheck.preflight import file_unwritable, folder_unwritable, output_paths_problem, read_only_problem
 
 #: A folder even root cannot write into (the kernel refuses; os.access would say yes).
 UNWRITABLE = Path("/sys")
@@ -69,6 +67,12 @@ def test_without_options_every_default_is_the_documented_one():
         "summary_md": None,
         "require": None,
         "verbose": False,
+        "fingerprint": None,
+        "compare": None,
+        "scope": None,
+        "experiments": None,
+        "artifacts": None,
+        "match_by": "id",
     }
     assert DEFAULT_TIMEOUT == 900.0
 
@@ -80,6 +84,8 @@ def test_every_option_given_is_parsed_to_its_type():
         "champion", "--cleanup", "--upload-size", "512K", "--restart", "--load", "4", "--load-seconds", "2.5",
         "--load-p95-ms", "300", "--security", "--security-write", "--no-ui", "--screenshots", "shots",
         "--timeout", "60", "-k", "network or access", "--junitxml", "j.xml", "--json", "r.json", "-v",
+        "--fingerprint", "after.jsonl", "--compare", "before.jsonl", "--scope", "all", "--experiment", "e1",
+        "--experiment", "e2", "--artifacts", "all", "--match-by", "name",
     )  # fmt: skip
     assert vars(args) == {
         "tracking_uri": "http://h:1",
@@ -107,6 +113,12 @@ def test_every_option_given_is_parsed_to_its_type():
         "summary_md": None,
         "require": None,
         "verbose": True,
+        "fingerprint": "after.jsonl",
+        "compare": "before.jsonl",
+        "scope": "all",
+        "experiments": ["e1", "e2"],
+        "artifacts": "all",
+        "match_by": "name",
     }
     assert parse("--ui").ui is True
 
@@ -287,3 +299,35 @@ def test_require_of_a_group_that_runs_only_with_its_option_is_refused(capsys):
     err = capsys.readouterr().err
     assert "--require security: that group runs only with --security or --security-write" in err
     assert "Tip: run `test_mlflow_local.py --help` for the options." in err
+
+
+# --- read-only runs -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("option", [["--cleanup"], ["--restart"], ["--load", "2"], ["--security-write"]])
+def test_fingerprint_and_compare_refuse_an_option_that_writes_to_the_server(option, tmp_path):
+    failure = read_only_problem(parse("--fingerprint", str(tmp_path / "f.jsonl"), *option))
+    assert failure.fatal
+    assert failure.message == f"--fingerprint and --compare only read, and {option[0]} writes to the server."
+    assert failure.tip == "run them separately: the fingerprint first, then the suite with the other options."
+
+
+def test_the_scope_options_without_fingerprint_or_compare_are_refused():
+    failure = read_only_problem(parse("--scope", "all"))
+    assert failure.message == "--scope, --experiment, --artifacts and --match-by go with --fingerprint or --compare."
+    assert failure.tip == "add --fingerprint FILE (before a change) or --compare FILE (after it)."
+    assert read_only_problem(parse()) is None
+
+
+def test_compare_of_a_file_that_is_no_whole_manifest_is_refused_before_the_run_with_the_cause(tmp_path):
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text('{"kind": "manifest", "schema": 1}\n{"kind": "run", "id": "r1"}\n')
+    failure = read_only_problem(parse("--compare", str(cut)))
+    assert failure.fatal
+    assert failure.message == (
+        f"{cut} is not a fingerprint this suite can compare: it ends before its trailer "
+        "(the fingerprint was cut short)."
+    )
+    assert failure.tip.startswith("give --compare the file an earlier --fingerprint wrote")
+    missing = read_only_problem(parse("--compare", str(tmp_path / "none.jsonl")))
+    assert missing.message.endswith("is not a fingerprint this suite can compare: No such file or directory.")

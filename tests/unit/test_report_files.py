@@ -77,6 +77,7 @@ def test_the_json_document_has_every_field_of_schema_3(state):
         "topology": {"artifacts": "proxied"},
         "load": None,
         "cleanup": ["run r1 deleted"],
+        "compare": None,
         "timeline": [{"phase": "check network", "start": 0.5, "end": 1.0}],
         "checks": [
             {"name": "network", "status": "passed", "duration": 0.1235, "message": "reached h:1"},
