@@ -41,6 +41,9 @@ KINDS = (
 ID_FIELDS = frozenset(
     {"id", "owner", "root", "experiment_id", "run_id", "model_id", "artifact_uri", "source", "trace_id"}
 )
+#: Times the server gives an object when it is created: a copy gets its own (mlflow-export-import
+#: on MLflow's own server keeps a run's metric timestamps, not its start and end).
+SERVER_TIMES = frozenset({"start_time", "end_time", "creation_time"})
 #: Tags that tools add when they copy objects (mlflow-export-import), left out when matching by name.
 COPY_TAG_PREFIXES = ("mlflow_exim.", "mlflow.exportImport", "mlflow.source.", "mlflow.user")
 
@@ -65,7 +68,7 @@ def key_of(record: dict, match_by: str) -> str:
     else:
         parts = {
             "experiment": ["name"],
-            "run": ["owner_name", "name", "start_time"],
+            "run": ["owner_name"],  # its experiment, name, params and rank (probes.fingerprint.run_match)
             "metric": ["owner_name", "key"],
             "artifact": ["owner_name", "path"],
             "logged_model": ["owner_name", "name"],
@@ -81,7 +84,7 @@ def comparable(record: dict, match_by: str) -> dict:
     """The record as compared: without the fields that name the server's ids when matching by name."""
     if match_by == "id":
         return record
-    kept = {k: v for k, v in record.items() if k not in ID_FIELDS}
+    kept = {k: v for k, v in record.items() if k not in ID_FIELDS and k not in SERVER_TIMES}
     if isinstance(kept.get("tags"), dict):
         kept["tags"] = {k: v for k, v in kept["tags"].items() if not k.startswith(COPY_TAG_PREFIXES)}
     return kept

@@ -25,10 +25,22 @@ def table(comparison: Comparison) -> list[str]:
     return lines
 
 
-def causes(comparison: Comparison, before: dict, after: dict) -> list[tuple[str, str]]:
-    """What the differences point to, most telling first: (one line, its Tip)."""
-    found = []
+#: The first differences shown in all (per kind: core.compare.EXAMPLES).
+SHOWN = 8
+
+
+def causes(comparison: Comparison, before: dict, after: dict) -> list[tuple[str, str | None]]:
+    """What the differences point to, most telling first: (one line, its Tip; None: a fact, no fix)."""
+    found: list[tuple[str, str | None]] = []
     kinds = comparison.kinds
+    compared = sum(c.compared for c in kinds.values())
+    if compared and not any(c.equal or c.altered for c in kinds.values()):
+        found.append((
+            f"The server holds none of the {compared} objects fingerprinted: this is another, or an empty, store "
+            "(a migration that failed and was rolled back, a server started on a new database).",
+            "start the server on the database the data is in (--backend-store-uri); if a migration failed, its "
+            "output names the step, and the backup taken before is the way back.",
+        ))  # fmt: skip
     files = kinds["artifact"]
     gone = files.missing + comparison.altered_fields.get("artifact", {}).get("sha256", 0)
     metadata_kept = all(kinds[k].missing == 0 and kinds[k].altered == 0 for k in METADATA)
@@ -55,10 +67,7 @@ def causes(comparison: Comparison, before: dict, after: dict) -> list[tuple[str,
     store_before = (before.get("server") or {}).get("store")
     store_after = (after.get("server") or {}).get("store")
     if store_before and store_after and store_before != store_after:
-        found.append((
-            f"The server's store changed from {store_before} to {store_after}.",
-            "expected after `mlflow migrate-filestore` or a move to a database; what did not move is listed above.",
-        ))  # fmt: skip
+        found.append((f"The server's store changed from {store_before} to {store_after}.", None))
     late = [r for rs in comparison.extra_records.values() for r in rs if created_after(r, before.get("created_ms"))]
     if late:
         found.append((
@@ -72,6 +81,8 @@ def created_after(record: dict, since_ms: int | None) -> bool:
     if since_ms is None:
         return False
     when = record.get("start_time") or record.get("request_time") or record.get("creation_time")
+    if when is None and record.get("points"):  # a metric history: its last point's time
+        when = max(point[1] for point in record["points"])
     return isinstance(when, int) and when > since_ms
 
 
@@ -79,6 +90,8 @@ def verdict(comparison: Comparison, before: dict, after: dict) -> tuple[bool, st
     """(nothing lost or altered, the report's text, the Tip when something was)."""
     lines = table(comparison)
     examples = [f"  {text}" for texts in comparison.examples.values() for text in texts]
+    if len(examples) > SHOWN:
+        examples = [*examples[:SHOWN], f"  … and {len(examples) - SHOWN} more (the counts above)"]
     reasons = causes(comparison, before, after)
     extra = sum(c.extra for c in comparison.kinds.values())
     if comparison.lost_or_altered == 0:
@@ -92,10 +105,18 @@ def verdict(comparison: Comparison, before: dict, after: dict) -> tuple[bool, st
     head = f"Since the fingerprint of {before.get('created', 'before')}: {lost} objects missing, {altered} altered"
     head += f", {extra} new (matched by {comparison.match_by}):"
     body = [head, *lines]
-    if reasons:
-        body += [reasons[0][0], *[line for line, _ in reasons[1:]]]
+    body += [line for line, _ in reasons]
     body += ["First differences:", *examples]
-    tip = reasons[0][1] if reasons else (
+    tips = [tip for _, tip in reasons if tip]
+    moved = (before.get("server") or {}).get("store") != (after.get("server") or {}).get("store")
+    tip = tips[0] if tips else (
+        "the copy left out what is listed: copy it with the tool's other commands (mlflow-export-import's "
+        "export-experiment copies runs; logged models, registered models and traces need export-model, "
+        "export-models or export-all), or take the loss knowingly."
+        if comparison.match_by == "name" else
+        "what is listed did not survive the move to the new store: set it again from the old store (still in "
+        "place after `mlflow migrate-filestore`), and report the loss to MLflow."
+        if moved and (before.get("server") or {}).get("store") else
         "the server lost or changed data between the two fingerprints: restore from the backup taken before, "
         "and look in the server's log and the migration's output for the step that failed."
     )  # fmt: skip

@@ -62,11 +62,13 @@ def summary(counts: dict) -> str:
 def check_fingerprint(suite: Session) -> None:
     path = Path(suite.options.fingerprint)
     if suite.options.compare:
-        return  # --compare writes the new fingerprint there itself (check_compare)
+        suite.note("fingerprint", f"{path}: written by the compare check")
+        return
     made = record(suite, path, scope_of(suite.options))
     end = made["end"]
     missing = f"; the server has no API for {', '.join(end['unsupported'])}" if end["unsupported"] else ""
-    suite.note("fingerprint", f"{path}: {summary(end['counts'])} in {end['seconds']:.1f}s{missing}")
+    took = f"in {end['seconds']:.1f}s, {end['requests']} requests"
+    suite.note("fingerprint", f"{path}: {summary(end['counts'])} {took}{missing}")
 
 
 def check_compare(suite: Session) -> None:

@@ -13,6 +13,7 @@ import hashlib
 import json
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -49,7 +50,9 @@ class Scope:
 
 def fingerprint(client, path: Path, scope: Scope, header: dict, progress: Callable[[str], None] | None = None) -> dict:
     """Write the manifest of what the server holds in ``scope`` to ``path``; its trailer."""
-    started = time.monotonic()
+    from mlflowcheck.runtime.mlflow_compat import refusal_mark  # it counts every answer MLflow's client gets
+
+    started, answers = time.monotonic(), refusal_mark()
     writer = ManifestWriter(path, {**header, "scope": asdict(scope), "sample": [SAMPLE_FILES, SAMPLE_MAX_BYTES]})
     reader = Reader(client, scope, writer, progress or (lambda text: None))
     try:
@@ -57,7 +60,11 @@ def fingerprint(client, path: Path, scope: Scope, header: dict, progress: Callab
     except BaseException:
         writer.abandon()
         raise
-    trailer = {"seconds": round(time.monotonic() - started, 3), "unsupported": sorted(reader.unsupported)}
+    trailer = {
+        "seconds": round(time.monotonic() - started, 3),
+        "requests": refusal_mark() - answers,
+        "unsupported": sorted(reader.unsupported),
+    }
     writer.close(trailer)
     return {**trailer, "counts": dict(writer.counts)}
 
@@ -117,20 +124,20 @@ class Reader:
 
         found = pages(lambda token: self.client.search_runs([experiment.experiment_id], run_view_type=ViewType.ALL,
                                                              max_results=PAGE, page_token=token))  # fmt: skip
+        seen: Counter = Counter()
         with ThreadPoolExecutor(READERS) as pool:
             batch: list = []
             for run in found:
                 batch.append(run)
                 if len(batch) == READERS * 8:
-                    self.write_runs(pool, experiment, batch)
+                    self.write_runs(pool, experiment, batch, seen)
                     batch = []
-            self.write_runs(pool, experiment, batch)
+            self.write_runs(pool, experiment, batch, seen)
 
-    def write_runs(self, pool, experiment, runs: list) -> None:
+    def write_runs(self, pool, experiment, runs: list, seen: Counter) -> None:
         """Read a batch of runs' histories and files at once; write them in the runs' order."""
         for run in runs:
-            owner = f"{experiment.name}/{run.info.run_name}/{run.info.start_time}"
-            self.run_names[run.info.run_id] = owner
+            self.run_names[run.info.run_id] = run_match(experiment.name, run, seen)
         for records in pool.map(lambda r: self.run_records(experiment, r), runs):
             for record in records:
                 self.writer.add(record)
@@ -140,7 +147,7 @@ class Reader:
         info, data = run.info, run.data
         owner = self.run_names[info.run_id]
         records = [{
-            "kind": "run", "id": info.run_id, "owner_name": experiment.name, "experiment_id": info.experiment_id,
+            "kind": "run", "id": info.run_id, "owner_name": owner, "experiment_id": info.experiment_id,
             "name": info.run_name, "status": info.status, "start_time": info.start_time, "end_time": info.end_time,
             "lifecycle": info.lifecycle_stage, "artifact_uri": info.artifact_uri, "params": dict(data.params),
             "tags": dict(data.tags), "inputs": sorted(
@@ -266,6 +273,16 @@ class Reader:
                 "versions": {str(v.version): hashlib.sha256(str(v.template).encode()).hexdigest() for v in versions},
                 "aliases": {a: str(v.version) for v in versions for a in (getattr(v, "aliases", None) or [])},
             })  # fmt: skip
+
+
+def run_match(experiment: str, run, seen: Counter) -> str:
+    """A run's names, as --match-by name pairs runs across servers: its experiment, its name, its
+    params (a copy keeps all three, not the ids or the times) and, among runs alike in those, its
+    place in the server's order (newest first)."""
+    params = hashlib.sha256(json.dumps(dict(run.data.params), sort_keys=True).encode()).hexdigest()[:12]
+    alike = (run.info.run_name, params)
+    seen[alike] += 1
+    return f"{experiment}/{run.info.run_name}/{params}/{seen[alike]}"
 
 
 def experiment_record(experiment) -> dict:
