@@ -5,7 +5,6 @@ store named in one line; the seed's MLflow 3.1.4 upgraded with `mlflow db upgrad
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -13,11 +12,11 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
 
+from tests.databases import database_or_skip
 from tests.support import run_suite, start_server
 from tests.test_diagnosis import OLD_SERVERS, old_python
 
@@ -93,28 +92,22 @@ def test_a_fingerprint_and_a_compare_write_nothing_and_find_an_unchanged_server_
     assert files_of(artifacts_of(srv)) == before_files
 
 
-def test_a_metric_point_changed_in_the_database_is_named_by_run_metric_and_step(seeded, tmp_path):
-    srv, _ = seeded
-    path = tmp_path / "before.jsonl"
-    assert run_suite(tmp_path, "--tracking-uri", srv.url, "--fingerprint", str(path)).code == 0
-    with sqlite3.connect(db_of(srv)) as con:
-        run_id, value = con.execute("SELECT run_uuid, value FROM metrics WHERE key = 'loss' AND step = 3").fetchone()
-        con.execute(
-            "UPDATE metrics SET value = ? WHERE run_uuid = ? AND key = 'loss' AND step = 3", (value + 1, run_id)
-        )
-    try:
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_metric_point_changed_in_the_database_is_named_by_run_metric_and_step(backend, fresh_server, tmp_path):
+    with database_or_skip(backend, tmp_path) as db:
+        srv = fresh_server(backend_store_uri=db.uri)
+        assert run_suite(tmp_path, "--tracking-uri", srv.url, "-k", TRACKING).code == 0
+        path = tmp_path / "before.jsonl"
+        assert run_suite(tmp_path, "--tracking-uri", srv.url, "--fingerprint", str(path)).code == 0
+        ((run_id, value),) = db.query("SELECT run_uuid, value FROM metrics WHERE key = 'loss' AND step = 3")
+        db.query("UPDATE metrics SET value = %s WHERE run_uuid = %s AND key = 'loss' AND step = 3", value + 1, run_id)
         result = run_suite(tmp_path, "--tracking-uri", srv.url, "--compare", str(path))
-    finally:
-        with sqlite3.connect(db_of(srv)) as con:
-            con.execute(
-                "UPDATE metrics SET value = ? WHERE run_uuid = ? AND key = 'loss' AND step = 3", (value, run_id)
-            )
+        srv.stop()
     assert result.code == 1, result.output
     message = result.check("compare")["message"]
     assert ": 0 objects missing, 1 altered, 0 new (matched by id):" in message
-    assert (
-        f"run {run_id[:8]}… metric loss: 5 points before, 5 after, step 3 was {value!r}, now {value + 1!r}" in message
-    )
+    said = f"run {run_id[:8]}… metric loss: 5 points before, 5 after, step 3 was {value!r}, now {value + 1!r}"
+    assert said in message
     assert result.report["compare"]["kinds"]["metric"]["altered"] == 1
 
 
@@ -122,13 +115,8 @@ def test_a_second_writer_between_two_fingerprints_is_named_and_its_objects_liste
     srv, _ = seeded
     path = tmp_path / "before.jsonl"
     assert run_suite(tmp_path, "--tracking-uri", srv.url, "--fingerprint", str(path)).code == 0
-    writer = run_suite(
-        tmp_path,
-        "--tracking-uri",
-        srv.url,
-        "-k",
-        "uri or network or server or access or experiment or params or metrics or run",
-    )  # another writer: a new experiment, run, two histories
+    # Another writer: a new experiment, a run, two metric histories.
+    writer = run_suite(tmp_path, "--tracking-uri", srv.url, "-k", TRACKING)
     assert writer.code == 0, writer.output
     result = run_suite(tmp_path, "--tracking-uri", srv.url, "--compare", str(path))
     assert result.code == 0, result.output  # nothing lost or altered: new objects are listed, not failed
@@ -203,6 +191,7 @@ def test_the_seeds_3_1_4_upgraded_with_mlflow_db_upgrade_to_3_17_2_compares_equa
     assert f"{sum(counts.values())} objects equal, nothing lost or altered (matched by id)" in result.output
 
 
+TRACKING = "uri or network or server or access or experiment or params or metrics or run"
 TRACKING_AND_PROMPTS = (
     "uri or network or server or access or experiment or params or metrics or dataset or artifact or search "
     "or trace or assessments or prompts or run or final_report"
@@ -310,27 +299,13 @@ def test_a_copy_by_mlflow_export_import_matched_by_name_says_what_it_carried_and
     assert "Tip: the copy left out what is listed" in message
 
 
-@contextlib.contextmanager
-def postgres_databases(n: int):
-    """``n`` throwaway databases on the local PostgreSQL (dropped after)."""
-    from tests.databases import DatabaseUnavailable, postgres_database
-
-    with contextlib.ExitStack() as stack:
-        try:
-            yield [stack.enter_context(postgres_database(f"mlflowcheck_{uuid.uuid4().hex[:12]}")) for _ in range(n)]
-        except DatabaseUnavailable as exc:
-            if os.environ.get("CI") == "true":
-                pytest.fail(str(exc), pytrace=False)
-            pytest.skip(str(exc))
-
-
 def postgres_dsn(uri: str) -> str:
     """The libpq address of a SQLAlchemy PostgreSQL URI (pg_dump and pg_restore take that)."""
     return uri.replace("postgresql+psycopg2://", "postgresql://", 1)
 
 
 def test_a_postgresql_dump_restored_into_a_new_database_with_the_artifacts_compares_equal(fresh_server, tmp_path):
-    with postgres_databases(2) as (source, target):
+    with database_or_skip("postgresql", tmp_path) as source, database_or_skip("postgresql", tmp_path) as target:
         srv = fresh_server(backend_store_uri=source.uri)
         assert run_suite(tmp_path, "--tracking-uri", srv.url).code == 0
         path = tmp_path / "before.jsonl"

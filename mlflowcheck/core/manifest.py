@@ -82,9 +82,9 @@ def key_of(record: dict, match_by: str) -> str:
 
 def comparable(record: dict, match_by: str) -> dict:
     """The record as compared: without the fields that name the server's ids when matching by name."""
-    if match_by == "id":
-        return record
-    kept = {k: v for k, v in record.items() if k not in ID_FIELDS and k not in SERVER_TIMES}
+    if match_by == "id":  # owner_name: the owner's names, compared in the owner's own record
+        return {k: v for k, v in record.items() if k != "owner_name"}
+    kept = {k: v for k, v in record.items() if k not in ID_FIELDS and k not in SERVER_TIMES and k != "owner_name"}
     if isinstance(kept.get("tags"), dict):
         kept["tags"] = {k: v for k, v in kept["tags"].items() if not k.startswith(COPY_TAG_PREFIXES)}
     return kept

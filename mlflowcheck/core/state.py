@@ -20,17 +20,6 @@ from mlflowcheck.core.timeline import Timeline
 
 
 @dataclass
-class Logged:
-    """What the checks logged and read back, kept to read it back once more after a restart."""
-
-    params: dict[str, str] = field(default_factory=dict)
-    metrics: dict[str, list[tuple[int, float, int]]] = field(default_factory=dict)  # key -> (step, value, ts)
-    dataset_digest: str | None = None
-    artifacts: dict[str, str] = field(default_factory=dict)  # run artifact path -> sha256
-    trace_spans: list[dict] = field(default_factory=list)  # the seed's trace's spans, as compared
-
-
-@dataclass
 class Created:
     """The ledger of what the model and GenAI checks created on the server (the logged model,
     the registry version, the alias; the prompt, the evaluation dataset and run), for the
@@ -70,7 +59,7 @@ class CheckResult:
 @dataclass
 class RunState:
     """Everything one run of the suite knows, as data. The checks write it; the verdict, the
-    reports, --restart's read-back and --cleanup read it."""
+    reports and --cleanup read it."""
 
     options: Options
     target: Target | None = None
@@ -82,7 +71,6 @@ class RunState:
     run_id: str | None = None
     artifact_uri: str | None = None
     created: Created = field(default_factory=Created)  # what the model checks created
-    logged: Logged = field(default_factory=Logged)  # what was logged and read back, for --restart
     trace_id: str | None = None  # the seed's trace, by the id the server keeps it under
     trace_ids: list[str] = field(default_factory=list)  # every trace this process wrote, for --cleanup
     load_sent: list[Sent] = field(default_factory=list)  # what the load probe's clients had acknowledged

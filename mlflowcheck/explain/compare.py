@@ -89,9 +89,9 @@ def created_after(record: dict, since_ms: int | None) -> bool:
 def verdict(comparison: Comparison, before: dict, after: dict) -> tuple[bool, str, str | None]:
     """(nothing lost or altered, the report's text, the Tip when something was)."""
     lines = table(comparison)
-    examples = [f"  {text}" for texts in comparison.examples.values() for text in texts]
-    if len(examples) > SHOWN:
-        examples = [*examples[:SHOWN], f"  … and {len(examples) - SHOWN} more (the counts above)"]
+    examples = [f"  {text}" for texts in comparison.examples.values() for text in texts][:SHOWN]
+    if comparison.lost_or_altered > len(examples):
+        examples.append(f"  … and {comparison.lost_or_altered - len(examples)} more (the counts above)")
     reasons = causes(comparison, before, after)
     extra = sum(c.extra for c in comparison.kinds.values())
     if comparison.lost_or_altered == 0:

@@ -22,6 +22,7 @@ from pathlib import Path
 from mlflowcheck.core import seed
 from mlflowcheck.core.errors import CheckFailed
 from mlflowcheck.core.manifest import ManifestWriter
+from mlflowcheck.runtime.mlflow_compat import HISTORY_BULK_RUNS, metric_histories
 
 #: With ``--artifacts sample``: per run or logged model, the first files by path, up to this
 #: many and this size each, are hashed; every file is listed with its size.
@@ -74,6 +75,7 @@ class Reader:
         self.client, self.scope, self.writer, self.progress = client, scope, writer, progress
         self.run_names: dict[str, str] = {}  # run id -> the run's names (core.manifest: owner_name)
         self.unsupported: set[str] = set()  # kinds the server has no API for
+        self.bulk = True  # metric histories a hundred runs a request, while the server answers that
         self.tmp = Path(tempfile.mkdtemp(prefix="mlflowcheck-fingerprint-"))
 
     def read(self) -> None:
@@ -138,12 +140,33 @@ class Reader:
         """Read a batch of runs' histories and files at once; write them in the runs' order."""
         for run in runs:
             self.run_names[run.info.run_id] = run_match(experiment.name, run, seen)
-        for records in pool.map(lambda r: self.run_records(experiment, r), runs):
+        histories = self.histories(pool, runs)
+        for records in pool.map(lambda r: self.run_records(experiment, r, histories), runs):
             for record in records:
                 self.writer.add(record)
         self.progress(f"fingerprint: {len(self.run_names)} runs read")
 
-    def run_records(self, experiment, run) -> list[dict]:
+    def histories(self, pool, runs: list) -> dict[tuple[str, str], list[list]]:
+        """The batch's metric histories, (run id, key) -> points, a request per key and 100 runs
+        (mlflow_compat.metric_histories); what that does not give, run_records reads one by one."""
+        if not self.bulk:
+            return {}
+        by_key: dict[str, list[str]] = {}
+        for run in runs:
+            for key in run.data.metrics:
+                by_key.setdefault(key, []).append(run.info.run_id)
+        asks = [(key, ids[i : i + HISTORY_BULK_RUNS]) for key, ids in by_key.items()
+                for i in range(0, len(ids), HISTORY_BULK_RUNS)]  # fmt: skip
+        found: dict[tuple[str, str], list[list]] = {}
+        answers = pool.map(lambda a: metric_histories(self.client, a[1], a[0]), asks)
+        for (key, _), got in zip(asks, answers, strict=True):
+            if got is None:
+                self.bulk = False  # the server has no bulk endpoint: one request per history from now on
+                return {}
+            found.update({(run_id, key): points for run_id, points in got.items()})
+        return found
+
+    def run_records(self, experiment, run, histories: dict | None = None) -> list[dict]:
         info, data = run.info, run.data
         owner = self.run_names[info.run_id]
         records = [{
@@ -155,8 +178,11 @@ class Reader:
                 for d in (run.inputs.dataset_inputs if run.inputs else [])),
         }]  # fmt: skip
         for key in sorted(data.metrics):
-            history = self.client.get_metric_history(info.run_id, key)
-            points = sorted([m.step, m.timestamp, m.value] for m in history)
+            points = (histories or {}).get((info.run_id, key))
+            if points is None:
+                points = sorted(
+                    [m.step, m.timestamp, m.value] for m in self.client.get_metric_history(info.run_id, key)
+                )
             records.append({"kind": "metric", "owner": info.run_id, "owner_name": owner, "key": key, "points": points})
         if self.scope.artifacts != "none":
             files = self.listing(lambda p: self.client.list_artifacts(info.run_id, p))

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import time
 
+from mlflowcheck.core.compare import compare_manifests
 from mlflowcheck.core.errors import CheckFailed
-from mlflowcheck.core.loadstats import Loss, compare_points, compare_values
-from mlflowcheck.explain.genai import span_differences
-from mlflowcheck.probes import load, traces
-from mlflowcheck.probes.artifacts import downloaded_sha256
-from mlflowcheck.probes.models import download_and_compare
-from mlflowcheck.probes.tracking import history_points
+from mlflowcheck.core.manifest import records
+from mlflowcheck.explain import compare as explain
+from mlflowcheck.probes.continuity import header
+from mlflowcheck.probes.fingerprint import Scope, fingerprint
 from mlflowcheck.runtime.session import Session
 
 DURABILITY_TIP = (
@@ -23,6 +22,11 @@ DURABILITY_TIP = (
 
 
 def restart_and_read_back(suite: Session) -> None:
+    """Everything in the run's experiment (the seed's run, the evaluation's, the load's runs and
+    traces, the logged model and its registry version), every file hashed, is fingerprinted
+    (probes.fingerprint) before the restart and again after it, and compared (core.compare): the
+    same reader and comparer as --fingerprint and --compare. What the run logged was read back
+    against what it sent by the checks before this one."""
     server = suite.local_server
     if server is None:
         raise CheckFailed(
@@ -30,85 +34,39 @@ def restart_and_read_back(suite: Session) -> None:
             "run with --start-server (or at the default address with nothing listening).",
             fatal=True,
         )
+    scope = Scope("experiments", (suite.experiment_name,), "all", suite.options.registered_model)
+    before, after = suite.tmp / "restart-before.jsonl", suite.tmp / "restart-after.jsonl"
+    fingerprint(suite.client, before, scope, header(suite))
     began = time.monotonic()
     server.stop()  # SIGTERM to its process group, then a deadline: a supervisor's restart
     server.start(deadline=suite.remaining(90.0), append_log=True)
     down = time.monotonic() - began
-    loss = Loss()
-    items = 0
-    client = suite.client
-
-    experiment = client.get_experiment(suite.experiment_id)
-    loss.add(compare_values("experiment", {"name": suite.experiment_name}, {"name": experiment.name}))
-    run = client.get_run(suite.run_id)
-    loss.add(compare_values("param", suite.logged.params, run.data.params))
-    items += 1 + len(suite.logged.params)
-    for key, points in suite.logged.metrics.items():
-        loss.add(compare_points(key, points, history_points(client, suite.run_id, key)))
-        items += len(points)
-    if suite.logged.dataset_digest:
-        digests = [i.dataset.digest for i in run.inputs.dataset_inputs]
-        loss.add(compare_values("dataset", {"digest": suite.logged.dataset_digest}, {"digest": ",".join(digests)}))
-        items += 1
-    for path, want in suite.logged.artifacts.items():
-        try:
-            loss.add(compare_values("artifact", {path: want}, {path: downloaded_sha256(suite, path)}))
-        except Exception as exc:  # a missing file is a loss to report, with the rest
-            loss.add(compare_values("artifact", {path: want}, {}))
-            loss.examples.append(f"{path}: {str(exc)[:120]}")
-        items += 1
-    created = suite.created
-    if created.model_id and created.saved_model:
-        _, differences = download_and_compare(suite, f"models:/{created.model_id}")
-        loss.altered += len(differences)
-        loss.examples += differences[:3]
-        items += len(created.saved_model)
-    if created.registered_version:
-        version = client.get_model_version(suite.options.registered_model, created.registered_version)
-        loss.add(compare_values("model version", {"status": "READY"}, {"status": version.status}))
-        items += 1
-    spans = suite.logged.trace_spans
-    if spans:
-        try:
-            differences = span_differences(spans, traces.spans_again(suite))
-        except Exception as exc:  # a trace gone is a loss to report, with the rest
-            differences = [f"span {s['name']}: missing" for s in spans]
-            loss.examples.append(f"trace {suite.trace_id}: {str(exc)[:120]}")
-        missing = sum(d.endswith(": missing") for d in differences)
-        loss.lost += missing
-        loss.altered += len(differences) - missing
-        loss.examples += [f"trace {suite.trace_id} {d}" for d in differences[:3]]
-        items += len(spans)
-    load_points = 0
-    if suite.load_sent:
-        loss.add(load.read_back_load(suite, suite.load_sent))
-        load_points = sum(s.points for s in suite.load_sent)
-        items += load_points + sum(s.spans for s in suite.load_sent)
-    if loss.total:
-        raise CheckFailed(
-            f"After a restart of the server (SIGTERM, back in {down:.1f}s), {loss.lost} lost, {loss.duplicated} "
-            f"duplicated and {loss.altered} altered of {items:,} items it had acknowledged "
-            f"({'; '.join(loss.examples[:4])}).",
-            DURABILITY_TIP,
-        )
-    parts = [
-        f"{len(suite.logged.params)} params",
-        f"{sum(len(p) for p in suite.logged.metrics.values())} metric points",
-        f"{len(suite.logged.artifacts)} artifacts",
-    ]
-    if spans:
-        parts.append(f"the trace's {len(spans)} spans")
-    if created.saved_model:
-        parts.append(f"{len(created.saved_model)} model files")
-    if created.registered_version:
-        parts.append(f"{suite.options.registered_model} version {created.registered_version}")
-    if load_points:
-        parts.append(f"{load_points:,} load points")
-    load_spans = sum(s.spans for s in suite.load_sent)
-    if load_spans:
-        parts.append(f"{load_spans:,} spans of the load's traces")
+    fingerprint(suite.client, after, scope, header(suite))
+    comparison = compare_manifests(before, after)
+    if comparison.lost_or_altered:
+        _, text, _ = explain.verdict(comparison, {"created": "before the restart"}, {})
+        raise CheckFailed(f"After a restart of the server (SIGTERM, back in {down:.1f}s): {text}", DURABILITY_TIP)
     suite.note(
         "restart",
         f"restarted the server (SIGTERM, answering again in {down:.1f}s); read back through the new process: "
-        f"{', '.join(parts)}: all equal",
+        f"{held(before)}: all equal",
     )
+
+
+def held(path) -> str:
+    """What a manifest holds, as the note says it: each kind's count, with points and spans."""
+    counts: dict[str, int] = {}
+    points = spans = 0
+    for _, record in records(path):
+        counts[record["kind"]] = counts.get(record["kind"], 0) + 1
+        points += len(record.get("points", ()))
+        spans += record.get("spans", 0) if record["kind"] == "trace" else 0
+    parts = []
+    for kind, n in counts.items():
+        text = f"{n:,} {kind.replace('_', ' ')}s"
+        if kind == "metric":
+            text = f"{n:,} metric histories ({points:,} points)"
+        elif kind == "trace":
+            text += f" ({spans:,} spans)"
+        parts.append(text)
+    return ", ".join(parts)

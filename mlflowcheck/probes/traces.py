@@ -109,7 +109,6 @@ def trace(suite: Session) -> None:
     if trace_id not in suite.trace_ids:
         suite.trace_ids.append(trace_id)
     compare(suite, got, written, sizes, refusals)
-    suite.logged.trace_spans = written
     found_by = searched(suite, trace_id)
     links = links_of(suite, got.info, model_id)
     text = (
@@ -185,15 +184,6 @@ def before_v3_traces(found) -> bool:
     """MLflow's own server older than the v3 trace API: it keeps a trace under an id of its own,
     so the trace is found by a search, not by the id the client holds."""
     return found is not None and found.is_mlflow and older_than(found.version, V3_TRACES)
-
-
-def spans_again(suite: Session) -> list[dict]:
-    """The seed's trace's spans as the server has them now (--restart reads them back)."""
-    found = suite.implementation
-    if before_v3_traces(found):
-        hits = [t for t in own_traces(suite, include_spans=True) if t.info.trace_id == suite.trace_id]
-        return all_facts(hits[0].data.spans) if hits else []
-    return all_facts(fresh_client(suite).get_trace(suite.trace_id).data.spans)
 
 
 def lost(trace_id: str, refusals, found) -> Exception:

@@ -29,6 +29,39 @@ def default_format() -> str:
     return _get_default_serialization_format()
 
 
+#: The UI's endpoint for many runs' histories of one metric (MLflow's own server, 1.x to 3.17).
+HISTORY_BULK = "/ajax-api/2.0/mlflow/metrics/get-history-bulk"
+HISTORY_BULK_RUNS = 100  # the most run ids the server takes in one request
+HISTORY_BULK_POINTS = 25000  # the most points it returns per run
+
+
+def metric_histories(client, run_ids: list[str], key: str) -> dict[str, list[list]] | None:
+    """One metric's whole history for up to 100 runs in one request, run id -> [step, timestamp,
+    value] sorted: the UI's bulk endpoint, through the client's own credentials and TLS settings
+    (its store's host credentials: private to MLflow). None where the server does not have it
+    (another product, a proxy that passes only /api/); a run with as many points as the endpoint
+    returns at most is left out (its history may be cut: read it with get_metric_history)."""
+    from mlflow.utils.rest_utils import http_request
+
+    try:
+        creds = client._tracking_client.store.get_host_creds()
+        asked = {"run_id": run_ids, "metric_key": key, "max_results": HISTORY_BULK_POINTS}
+        resp = http_request(creds, HISTORY_BULK, "GET", max_retries=0, raise_on_status=False, params=asked)
+    except AttributeError:  # a client without a REST store
+        return None
+    if resp.status_code != 200:
+        return None
+    try:
+        points = resp.json().get("metrics", [])
+    except ValueError:
+        return None
+    found: dict[str, list[list]] = {run_id: [] for run_id in run_ids}
+    for p in points:
+        if p.get("run_id") in found:
+            found[p["run_id"]].append([int(p.get("step", 0)), int(p["timestamp"]), float(p["value"])])
+    return {run_id: sorted(got) for run_id, got in found.items() if len(got) < HISTORY_BULK_POINTS}
+
+
 def without_requirement_warnings() -> None:
     """In the model worker: MLflow does not compare a model's requirements with the installed
     packages, a comparison that only warns (``warn_dependency_requirement_mismatches``, when a

@@ -256,3 +256,24 @@ def test_partial_trace_asks_the_server_for_the_trace_with_allow_partial(canned, 
     answer = {"trace": {"trace_info": info}}
     canned.expect_request("/api/3.0/mlflow/traces/get", query_string=asked).respond_with_json(answer)
     assert mlflow_compat.partial_trace(client, "tr-1").info.trace_id == "tr-1", update("partial_trace")
+
+
+def test_many_runs_histories_come_from_the_uis_bulk_endpoint_through_the_clients_own_store(canned, client):
+    canned.expect_request(
+        mlflow_compat.HISTORY_BULK,
+        query_string="run_id=r1&run_id=r2&metric_key=loss&max_results=25000",
+    ).respond_with_json({"metrics": [
+        {"key": "loss", "value": 0.5, "timestamp": 11, "step": 1, "run_id": "r1"},
+        {"key": "loss", "value": 0.9, "timestamp": 10, "step": 0, "run_id": "r1"},
+        {"key": "loss", "value": 0.7, "timestamp": 20, "step": 0, "run_id": "r2"},
+    ]})  # fmt: skip
+    got = mlflow_compat.metric_histories(client, ["r1", "r2"], "loss")
+    assert got == {"r1": [[0, 10, 0.9], [1, 11, 0.5]], "r2": [[0, 20, 0.7]]}, update("metric_histories")
+
+
+def test_a_server_without_the_bulk_endpoint_gets_none_and_a_history_that_may_be_cut_is_left_out(canned, client):
+    canned.expect_oneshot_request(mlflow_compat.HISTORY_BULK).respond_with_data("not found", status=404)
+    assert mlflow_compat.metric_histories(client, ["r1"], "loss") is None
+    full = [{"key": "k", "value": 1.0, "timestamp": i, "step": i, "run_id": "r1"} for i in range(25000)]
+    canned.expect_oneshot_request(mlflow_compat.HISTORY_BULK).respond_with_json({"metrics": full})
+    assert mlflow_compat.metric_histories(client, ["r1", "r2"], "k") == {"r2": []}

@@ -206,3 +206,21 @@ def test_a_report_that_cannot_be_written_is_a_fatal_error_naming_the_file(tmp_pa
         f"The JSON report could not be written to {path}: No such file or directory; the results above are not in it."
     )
     assert failure.tip == "free space on that disk or give another path, then run again."
+
+
+def test_the_comparison_is_in_the_document_and_flattened_into_the_junit_properties(state):
+    state.comparison = {
+        "match_by": "id",
+        "kinds": {"run": {"compared": 2, "equal": 1, "missing": 1, "altered": 0, "extra": 0}},
+        "examples": {"run": ["run r1 (train): missing"]},
+    }
+    assert json_document(state, 1)["compare"] == state.comparison
+    flat = {k: v for k, v in properties(state).items() if k.startswith("compare.")}
+    assert flat == {
+        "compare.match_by": "id",
+        "compare.run.compared": "2",
+        "compare.run.equal": "1",
+        "compare.run.missing": "1",
+        "compare.run.altered": "0",
+        "compare.run.extra": "0",
+    }
