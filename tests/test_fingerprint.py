@@ -285,6 +285,7 @@ def test_a_copy_by_mlflow_export_import_matched_by_name_says_what_it_carried_and
     result = run_suite(tmp_path, "--tracking-uri", copy.url, "--compare", str(path), "--match-by", "name")
     assert result.code == 1, result.output
     kinds = result.report["compare"]["kinds"]
+    assert all(c["compared"] == c["equal"] + c["missing"] + c["altered"] for c in kinds.values()), kinds
     # Carried: the experiment, every run (paired by name and params), every metric history, the runs' files.
     assert (kinds["experiment"]["equal"], kinds["run"]["missing"], kinds["run"]["extra"]) == (1, 0, 0)
     assert kinds["metric"]["equal"] == kinds["metric"]["compared"] >= 3

@@ -56,11 +56,11 @@ class Comparison:
 def compare_manifests(before: Path, after: Path, match_by: str = "id") -> Comparison:
     result = Comparison(match_by)
     index: dict[str, tuple[str, int]] = {}
-    for offset, record in records(before):
-        index[key_of(record, match_by)] = (digest(record, match_by), offset)
+    for offset, record, key in keyed(before, match_by):
+        index[key] = (digest(record, match_by), offset)
         result.kinds[record["kind"]].compared += 1
-    for _, record in records(after):
-        kind, key = record["kind"], key_of(record, match_by)
+    for _, record, key in keyed(after, match_by):
+        kind = record["kind"]
         counts = result.kinds[kind]
         found = index.pop(key, None)
         if found is None:
@@ -83,6 +83,16 @@ def compare_manifests(before: Path, after: Path, match_by: str = "id") -> Compar
         keep(result.missing_records, old["kind"], old)
         result.example(old["kind"], f"{label(old)}: missing")
     return result
+
+
+def keyed(path: Path, match_by: str):
+    """Each record with its key; objects alike in their names (two traces of one name and time)
+    are told apart by their place in the manifest: key, key#2, ..."""
+    seen: dict[str, int] = {}
+    for offset, record in records(path):
+        key = key_of(record, match_by)
+        seen[key] = seen.get(key, 0) + 1
+        yield offset, record, key if seen[key] == 1 else f"{key}#{seen[key]}"
 
 
 def keep(store: dict[str, list[dict]], kind: str, record: dict) -> None:

@@ -247,6 +247,13 @@ ROWS = (
     ),
     # --- schema --------------------------------------------------------------------------------
     Row(
+        "schema-ahead",  # https://github.com/mlflow/mlflow/issues/16517
+        r"Can't locate revision identified by",
+        "was migrated by a newer MLflow than this server: its schema revision is one this version does not know",
+        "run the server with the MLflow version that migrated it (or a newer one); to go back to this version, "
+        "restore the backup taken before the upgrade: `mlflow db upgrade` only goes forward.",
+    ),
+    Row(
         "schema",
         r"Detected out-of-date database schema|Can't locate revision|\balembic\b|no such (?:table|column)|"
         r"relation \"[^\"]*\" does not exist|column \"?[\w.]+\"? does not exist|Table '[^']*' doesn't exist|"

@@ -84,7 +84,7 @@ def _same(found: str, row_database: str) -> bool:
 
 def _driver_free(row: Row) -> bool:
     # Texts only MLflow's own store writes: recognised without a driver's name.
-    return row.kind == "schema" or "codec can't encode" in row.pattern
+    return row.kind in ("schema", "schema-ahead") or "codec can't encode" in row.pattern
 
 
 #: SQLAlchemy's wrapping around the driver's words (patterns: compiled on first use, by re's cache).

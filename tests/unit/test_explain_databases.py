@@ -158,6 +158,9 @@ CASES = [
      "Detected out-of-date database schema (found version 1b5f0d9ad7c1, but expected 6953534de441). Take a "
      "backup of your database, then run 'mlflow db upgrade <database_uri>'",
      "Detected out-of-date database schema", "same MLflow version"),
+    ("schema-ahead", "",  # a 3.1.4 server on a database that 3.17.2's `mlflow db upgrade` migrated
+     "alembic.util.exc.CommandError: Can't locate revision identified by '1b5f0d9ad7c1'",
+     "Can't locate revision identified by '1b5f0d9ad7c1'", "restore the backup taken before the upgrade"),
     ("corrupt", "SQLite", "(sqlite3.DatabaseError) file is not a database\n[SQL: select * from t]" + BG,
      "file is not a database", ".recover"),
     # --- constraints ------------------------------------------------------------------- collected

@@ -147,3 +147,11 @@ def test_an_unchanged_server_is_a_pass_that_counts_every_object(tmp_path):
     assert json.dumps(compare_manifests(before, before).as_dict()["kinds"]["run"]) == (
         '{"compared": 1, "equal": 1, "missing": 0, "altered": 0, "extra": 0}'
     )
+
+
+def test_objects_alike_in_their_names_are_each_compared_none_lost_from_the_count(tmp_path):
+    trace = {"kind": "trace", "id": "t1", "owner_name": "exp", "name": "predict", "request_time": 7, "spans": 1}
+    before = write(tmp_path / "a.jsonl", trace, {**trace, "id": "t2"})
+    after = write(tmp_path / "b.jsonl", {**trace, "id": "t9"})
+    counts = compare_manifests(before, after, "name").kinds["trace"]
+    assert vars(counts) == {"compared": 2, "equal": 1, "missing": 1, "altered": 0, "extra": 0}
