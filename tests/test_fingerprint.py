@@ -169,23 +169,26 @@ def test_a_sqlite_backup_restored_with_its_artifacts_is_equal_and_without_them_t
     assert "Tip: restore the artifact store from the same backup as the database" in message
 
 
-def test_the_seeds_3_1_4_upgraded_with_mlflow_db_upgrade_to_3_17_2_compares_equal(fresh_server, tmp_path):
-    old = fresh_server(python=old_python("3.1.4"))
-    assert run_suite(tmp_path, "--tracking-uri", old.url).code == 0
-    path = tmp_path / "before.jsonl"
-    made = run_suite(tmp_path, "--tracking-uri", old.url, "--fingerprint", str(path))
-    assert made.code == 0, made.output
-    counts = manifest(path)[2]["counts"]
-    assert counts["run"] == counts["logged_model"] == counts["trace"] == counts["prompt"] == 1
-    old.stop()
-    # MLflow's runbook: stop the server, back up, upgrade the schema, start the new version.
-    upgrade = subprocess.run(
-        [sys.executable, "-m", "mlflow", "db", "upgrade", old.backend_store_uri],
-        cwd=old.workdir, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert upgrade.returncode == 0, upgrade.stderr
-    new = fresh_server(backend_store_uri=f"sqlite:///{db_of(old)}", artifacts_destination=str(artifacts_of(old)))
-    result = run_suite(tmp_path, "--tracking-uri", new.url, "--compare", str(path))
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_seeds_3_1_4_upgraded_with_mlflow_db_upgrade_to_3_17_2_compares_equal(backend, fresh_server, tmp_path):
+    with database_or_skip(backend, tmp_path) as db:
+        old = fresh_server(python=old_python("3.1.4"), backend_store_uri=db.uri)
+        assert run_suite(tmp_path, "--tracking-uri", old.url).code == 0
+        path = tmp_path / "before.jsonl"
+        made = run_suite(tmp_path, "--tracking-uri", old.url, "--fingerprint", str(path))
+        assert made.code == 0, made.output
+        counts = manifest(path)[2]["counts"]
+        assert counts["run"] == counts["logged_model"] == counts["trace"] == counts["prompt"] == 1
+        old.stop()
+        # MLflow's runbook: stop the server, back up, upgrade the schema, start the new version.
+        upgrade = subprocess.run(
+            [sys.executable, "-m", "mlflow", "db", "upgrade", db.uri],
+            cwd=old.workdir, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert upgrade.returncode == 0, upgrade.stderr
+        new = fresh_server(backend_store_uri=db.uri, artifacts_destination=str(artifacts_of(old)))
+        result = run_suite(tmp_path, "--tracking-uri", new.url, "--compare", str(path))
+        new.stop()
     assert result.code == 0, result.output
     assert result.report["server_version"] == "3.17.2"
     assert f"{sum(counts.values())} objects equal, nothing lost or altered (matched by id)" in result.output
@@ -305,7 +308,9 @@ def postgres_dsn(uri: str) -> str:
     return uri.replace("postgresql+psycopg2://", "postgresql://", 1)
 
 
-def test_a_postgresql_dump_restored_into_a_new_database_with_the_artifacts_compares_equal(fresh_server, tmp_path):
+def test_a_postgresql_dump_restored_with_the_artifacts_is_equal_and_without_them_the_store_is_named(
+    fresh_server, tmp_path
+):
     with database_or_skip("postgresql", tmp_path) as source, database_or_skip("postgresql", tmp_path) as target:
         srv = fresh_server(backend_store_uri=source.uri)
         assert run_suite(tmp_path, "--tracking-uri", srv.url).code == 0
@@ -324,6 +329,12 @@ def test_a_postgresql_dump_restored_into_a_new_database_with_the_artifacts_compa
         restored = fresh_server(backend_store_uri=target.uri, artifacts_destination=str(copied))
         result = run_suite(tmp_path, "--tracking-uri", restored.url, "--compare", str(path))
         restored.stop()
+        (tmp_path / "no-artifacts").mkdir()  # the same restore, without the artifact store
+        half = fresh_server(backend_store_uri=target.uri, artifacts_destination=str(tmp_path / "no-artifacts"))
+        without = run_suite(tmp_path, "--tracking-uri", half.url, "--compare", str(path))
+        half.stop()
     assert result.code == 0, result.output
     assert "nothing lost or altered (matched by id)" in result.output
     assert result.report["compare"]["kinds"]["metric"]["equal"] >= 3
+    assert without.code == 1, without.output
+    assert "the database was restored or migrated without its artifact store" in without.check("compare")["message"]
