@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import tempfile
 import time
 from collections import Counter
@@ -61,6 +62,8 @@ def fingerprint(client, path: Path, scope: Scope, header: dict, progress: Callab
     except BaseException:
         writer.abandon()
         raise
+    finally:
+        shutil.rmtree(reader.tmp, ignore_errors=True)
     trailer = {
         "seconds": round(time.monotonic() - started, 3),
         "requests": refusal_mark() - answers,
@@ -223,8 +226,6 @@ class Reader:
         except Exception:
             return None
         finally:
-            import shutil
-
             shutil.rmtree(dst, ignore_errors=True)
 
     def logged_models(self, experiments: list) -> None:
