@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from mlflowcheck.probes.traces import RETRIEVER
 from mlflowcheck.runtime.browser import find_browser
 from tests.faultproxy import Fault, FaultProxy
 from tests.support import ENTRY
@@ -63,18 +64,19 @@ def test_killed_during_metric_logging(fresh_server, tmp_path):
 
 def test_killed_during_the_model_upload(fresh_server, tmp_path):
     srv = fresh_server()
-    output, code, took = kill_during(srv, srv.url, tmp_path, "PASS  search", "--no-ui")
-    assert_death_reported(output, code, took, "model", "search", ["run", "final_report"])
+    output, code, took = kill_during(srv, srv.url, tmp_path, "PASS  prompts", "--no-ui")
+    assert_death_reported(output, code, took, "model", "prompts", ["run", "final_report"])
 
 
 def test_killed_during_the_trace_export_is_a_death_not_minutes_of_retries(fresh_server, tmp_path):
     srv = fresh_server()
     # The proxy holds the spans for 3 s: the server dies while the trace is exported, which
     # MLflow's client never raises from; reading it back finds the server gone.
-    hold = Fault("POST", r"/v1/traces$", "delay:3", times=1)
+    # (The seed's trace's spans, by its retriever span's name: not the otlp check's span before it.)
+    hold = Fault("POST", r"/v1/traces$", "delay:3", body=RETRIEVER, times=1)
     with FaultProxy(srv.url, [hold]) as proxy:
         output, code, took = kill_during(srv, proxy.url, tmp_path, "PASS  model", "--no-ui", wait=1.0)
-    assert_death_reported(output, code, took, "trace", "model", ["otlp", "assessments", "run", "final_report"])
+    assert_death_reported(output, code, took, "trace", "model", ["assessments", "run", "final_report"])
 
 
 def test_killed_during_the_browser_check_skips_the_rest_without_browser_waits(fresh_server, tmp_path):

@@ -22,13 +22,19 @@ class _Refused(requests.RequestException):
     """An answer the exporter would retry for a minute (5xx, 408): the check takes it as it is."""
 
 
+class _NoConnection(requests.RequestException):
+    """No connection (the exporter would retry that until its timeout): the check takes it as it is."""
+
+
 class ExporterSession(requests.Session):
     """The OpenTelemetry exporter's requests: the user's TLS settings and (to the tracking URI's
-    origin only) credentials, every answer kept, no retries."""
+    origin only) credentials, every answer kept, no retries: a dead server gets its verdict at
+    once, not after the exporter's 30 s of retries."""
 
     def __init__(self):
         super().__init__()
         self.answers: list = []
+        self.errors: list[str] = []
 
     def request(self, method, url, *args, **kwargs):
         kwargs.update(tls_from_env())
@@ -36,7 +42,11 @@ class ExporterSession(requests.Session):
             auth = auth_from_env()
             kwargs["auth"] = auth.get("auth")
             kwargs["headers"] = {**(kwargs.get("headers") or {}), **auth.get("headers", {})}
-        resp = super().request(method, url, *args, **kwargs)
+        try:
+            resp = super().request(method, url, *args, **kwargs)
+        except requests.ConnectionError as exc:
+            self.errors.append(str(exc))
+            raise _NoConnection(str(exc)) from exc
         self.answers.append(answer_of(resp))
         if resp.status_code == 408 or resp.status_code >= 500:
             raise _Refused(f"HTTP {resp.status_code}")
@@ -77,7 +87,8 @@ def check(suite: Session) -> None:
         found = suite.implementation
         if answer is not None and is_unsupported(answer) and not (found and found.is_mlflow):
             raise unsupported(answer, found)
-        raise genai.otlp_refused(answer, error or "the export failed", found)
+        said = error or (session.errors[-1] if session.errors else "the export failed")
+        raise genai.otlp_refused(answer, said, found)
     trace_id = f"tr-{spans[0].context.trace_id:032x}"
     suite.trace_ids.append(trace_id)
     got = fresh_client(suite).get_trace(trace_id)

@@ -18,7 +18,7 @@ from mlflowcheck.explain.errors import unauthenticated
 from mlflowcheck.explain.support import answer_of
 from mlflowcheck.explain.text import describe_response, first_lines
 from mlflowcheck.net.http import ResponseDeadline, http
-from mlflowcheck.net.liveness import ask_version
+from mlflowcheck.net.liveness import ask_version, server_fate
 from mlflowcheck.net.tls import tls_settings
 from mlflowcheck.runtime.browser import ALIVE_EVERY_MS, INSTALL_TIP, WAIT_MS, BrowserSession, find_browser
 from mlflowcheck.runtime.session import Session
@@ -143,7 +143,14 @@ def browse(suite: Session) -> None:
     session.start_pages(pages)
     run_shot = None
     for name in pages:
-        shot = session.result(session.pages[name])
+        try:
+            shot = session.result(session.pages[name])
+        except Exception as exc:
+            # A page opened early (start_pages_with_model) may have been waiting for the server
+            # when it died: that is the server's death, not the page's failure.
+            if server_fate(suite.target, wait=0.0) == "down":
+                raise requests.ConnectionError(f"the server stopped answering while the {name} page loaded") from exc
+            raise
         run_shot = shot if name == "run" else run_shot
     if "artifacts" in pages:
         suite.client.log_artifact(suite.run_id, str(run_shot), artifact_path="screenshots")
@@ -181,9 +188,12 @@ class UserPages:
         few seconds of waiting, ask the server whether it still answers: a page whose server
         died shows nothing, and that is a dead server (a connection error), not a page that
         failed to show the run."""
+        self.wait_visible(self.page.get_by_text(text, exact=exact).filter(visible=True).first, repr(text), what)
+
+    def wait_visible(self, locator, shown: str, what: str) -> None:
+        """``expect``'s wait, for any locator; ``shown`` names it in the failure."""
         from playwright.sync_api import Error as PlaywrightError
 
-        locator = self.page.get_by_text(text, exact=exact).filter(visible=True).first
         end = time.monotonic() + WAIT_MS / 1000
         while True:
             try:
@@ -204,7 +214,7 @@ class UserPages:
                     ask_version(self.suite.target)
         shot = self.shot(f"failed-{what.replace(' ', '-')}")
         raise CheckFailed(
-            f"The {what} does not show {text!r} within {WAIT_MS // 1000}s (screenshot: {shot}).", PAGE_TIP
+            f"The {what} does not show {shown} within {WAIT_MS // 1000}s (screenshot: {shot}).", PAGE_TIP
         ) from None
 
     def reload_after_stale_connection(self) -> None:
@@ -260,7 +270,7 @@ class UserPages:
         self.open(self.suite.run_page_url("model-metrics"), "metric charts")
         for metric in ("accuracy", "loss"):
             self.expect(metric, "metric charts")
-        self.page.locator("canvas, svg.main-svg, .js-plotly-plot").first.wait_for(state="visible")
+        self.wait_visible(self.page.locator("canvas, svg.main-svg, .js-plotly-plot").first, "a chart", "metric charts")
         self.shot("metrics")
 
     def artifacts(self) -> None:
