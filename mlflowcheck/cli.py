@@ -13,12 +13,12 @@ import sys
 from pathlib import Path
 
 from mlflowcheck.core.errors import EXIT_NO_RUN, CheckFailed
+from mlflowcheck.core.manifest import SAMPLE_FILES, SAMPLE_MAX_BYTES
 from mlflowcheck.core.options import Options
 from mlflowcheck.core.target import DEFAULT_TRACKING_URI
 from mlflowcheck.engine.registry import CHECKS, GROUPS, SEED_GROUPS, opt_in_flags
 from mlflowcheck.engine.run import run
 from mlflowcheck.preflight import output_paths_problem, read_only_problem
-from mlflowcheck.probes.fingerprint import SAMPLE_FILES, SAMPLE_MAX_BYTES
 from mlflowcheck.report.console import error
 
 #: Without --timeout the whole run is still bounded: no wait of the suite's can hang it.

@@ -25,6 +25,10 @@ from pathlib import Path
 from mlflowcheck.core.errors import CheckFailed
 
 SCHEMA = 1
+#: With ``--artifacts sample``: per run or logged model, the first files by path, up to this
+#: many and this size each, are hashed; every file is listed with its size (the header records both).
+SAMPLE_FILES = 10
+SAMPLE_MAX_BYTES = 16 * 2**20
 KINDS = (
     "experiment",
     "run",

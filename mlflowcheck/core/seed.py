@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 
 
 EXPERIMENT_PREFIX = "本地测试实验_"
+#: The prompts the suite registers: <prefix>-<run id>-<time> (prompt names allow ASCII letters,
+#: digits, "-", "_" and "." only: MLflow's validate_prompt_name).
+PROMPT_PREFIX = "mlflowcheck-prompt"
 
 
 RUN_NAME = "本地测试运行"

@@ -54,8 +54,9 @@ def record(suite: Session, path: Path, scope: Scope) -> dict:
     return {**made, "end": trailer}
 
 
-def summary(counts: dict) -> str:
-    shown = [f"{n} {kind.replace('_', ' ')}s" for kind, n in counts.items() if n]
+def summary(counts: dict, detail: dict[str, str] | None = None) -> str:
+    """Each kind's count ("23 experiments, 44 runs, ..."); ``detail``: a kind's own text instead."""
+    shown = [(detail or {}).get(kind) or f"{n:,} {kind.replace('_', ' ')}s" for kind, n in counts.items() if n]
     return ", ".join(shown) or "nothing (the scope is empty)"
 
 
@@ -76,15 +77,10 @@ def check_compare(suite: Session) -> None:
     before = read_header(before_path)
     options = suite.options
     scope = scope_of(options, before.get("scope"))
-    if options.fingerprint:
-        after_path = Path(options.fingerprint)
-        after = record(suite, after_path, scope)
-        verdict_of(suite, before_path, before, after_path, after)
-        return
     with tempfile.TemporaryDirectory(prefix="mlflowcheck-compare-") as tmp:
-        after_path = Path(tmp) / "after.jsonl"
-        after = record(suite, after_path, scope)
-        verdict_of(suite, before_path, before, after_path, after)
+        # With --fingerprint, the new manifest is kept there.
+        after_path = Path(options.fingerprint) if options.fingerprint else Path(tmp) / "after.jsonl"
+        verdict_of(suite, before_path, before, after_path, record(suite, after_path, scope))
 
 
 def verdict_of(suite: Session, before_path: Path, before: dict, after_path: Path, after: dict) -> None:

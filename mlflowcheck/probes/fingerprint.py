@@ -22,15 +22,10 @@ from pathlib import Path
 
 from mlflowcheck.core import seed
 from mlflowcheck.core.errors import CheckFailed
-from mlflowcheck.core.manifest import ManifestWriter
-from mlflowcheck.runtime.mlflow_compat import HISTORY_BULK_RUNS, metric_histories
+from mlflowcheck.core.manifest import SAMPLE_FILES, SAMPLE_MAX_BYTES, ManifestWriter
+from mlflowcheck.runtime.mlflow_compat import HISTORY_BULK_RUNS, metric_histories, refusal_mark
 
-#: With ``--artifacts sample``: per run or logged model, the first files by path, up to this
-#: many and this size each, are hashed; every file is listed with its size.
-SAMPLE_FILES = 10
-SAMPLE_MAX_BYTES = 16 * 2**20
 PAGE = 1000
-PROMPT_PREFIX = "mlflowcheck-prompt-"  # probes.prompts.PROMPT_PREFIX, without the import of MLflow's genai
 READERS = 4  # runs read at once (their metric histories and artifact listings)
 
 
@@ -41,20 +36,10 @@ class Scope:
     artifacts: str = "sample"  # "sample" | "all" | "none"
     registered_model: str = "mlflow-local-test-model"
 
-    def describe(self) -> str:
-        what = {
-            "suite": f"the suite's experiments ({seed.EXPERIMENT_PREFIX}*)",
-            "all": "every experiment the account can read",
-            "experiments": "the experiments " + ", ".join(self.experiments),
-        }[self.mode]
-        return f"{what}, artifacts: {self.artifacts}"
-
 
 def fingerprint(client, path: Path, scope: Scope, header: dict, progress: Callable[[str], None] | None = None) -> dict:
     """Write the manifest of what the server holds in ``scope`` to ``path``; its trailer."""
-    from mlflowcheck.runtime.mlflow_compat import refusal_mark  # it counts every answer MLflow's client gets
-
-    started, answers = time.monotonic(), refusal_mark()
+    started, answers = time.monotonic(), refusal_mark()  # refusal_mark counts every answer MLflow's client gets
     writer = ManifestWriter(path, {**header, "scope": asdict(scope), "sample": [SAMPLE_FILES, SAMPLE_MAX_BYTES]})
     reader = Reader(client, scope, writer, progress or (lambda text: None))
     try:
@@ -169,7 +154,7 @@ class Reader:
             found.update({(run_id, key): points for run_id, points in got.items()})
         return found
 
-    def run_records(self, experiment, run, histories: dict | None = None) -> list[dict]:
+    def run_records(self, experiment, run, histories: dict) -> list[dict]:
         info, data = run.info, run.data
         owner = self.run_names[info.run_id]
         records = [{
@@ -181,7 +166,7 @@ class Reader:
                 for d in (run.inputs.dataset_inputs if run.inputs else [])),
         }]  # fmt: skip
         for key in sorted(data.metrics):
-            points = (histories or {}).get((info.run_id, key))
+            points = histories.get((info.run_id, key))
             if points is None:
                 points = sorted(
                     [m.step, m.timestamp, m.value] for m in self.client.get_metric_history(info.run_id, key)
@@ -290,7 +275,7 @@ class Reader:
             })  # fmt: skip
 
     def prompts(self) -> None:
-        query = f"name LIKE '{PROMPT_PREFIX}%'" if self.scope.mode == "suite" else None
+        query = f"name LIKE '{seed.PROMPT_PREFIX}-%'" if self.scope.mode == "suite" else None
         if self.scope.mode == "experiments":
             return  # prompts belong to no experiment
         for prompt in pages(lambda token: self.client.search_prompts(filter_string=query, page_token=token)):

@@ -14,10 +14,9 @@ import time
 import mlflow
 
 from mlflowcheck.core.errors import CheckFailed
+from mlflowcheck.core.seed import PROMPT_PREFIX
 from mlflowcheck.runtime.mlflow_compat import without_databricks_sdk
 
-#: Prompt names allow ASCII letters, digits, "-", "_" and "." only (MLflow's validate_prompt_name).
-PROMPT_PREFIX = "mlflowcheck-prompt"
 TEMPLATES = (
     "你是本地测试的助手。请用中文回答关于 {{ 实验 }} 的问题：{{ 问题 }}\n" + "请简洁、准确地回答。" * 300,
     "你是本地测试的助手（第二版）。请回答关于 {{ 实验 }} 的问题：{{ 问题 }}\n" + "请给出依据。" * 300,

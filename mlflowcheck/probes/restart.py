@@ -10,7 +10,7 @@ from mlflowcheck.core.compare import compare_manifests
 from mlflowcheck.core.errors import CheckFailed
 from mlflowcheck.core.manifest import records
 from mlflowcheck.explain import compare as explain
-from mlflowcheck.probes.continuity import header
+from mlflowcheck.probes.continuity import header, summary
 from mlflowcheck.probes.fingerprint import Scope, fingerprint
 from mlflowcheck.runtime.session import Session
 
@@ -61,12 +61,7 @@ def held(path) -> str:
         counts[record["kind"]] = counts.get(record["kind"], 0) + 1
         points += len(record.get("points", ()))
         spans += record.get("spans", 0) if record["kind"] == "trace" else 0
-    parts = []
-    for kind, n in counts.items():
-        text = f"{n:,} {kind.replace('_', ' ')}s"
-        if kind == "metric":
-            text = f"{n:,} metric histories ({points:,} points)"
-        elif kind == "trace":
-            text += f" ({spans:,} spans)"
-        parts.append(text)
-    return ", ".join(parts)
+    return summary(counts, {
+        "metric": f"{counts.get('metric', 0):,} metric histories ({points:,} points)",
+        "trace": f"{counts.get('trace', 0):,} traces ({spans:,} spans)",
+    })  # fmt: skip

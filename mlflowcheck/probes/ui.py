@@ -18,7 +18,7 @@ from mlflowcheck.explain.errors import unauthenticated
 from mlflowcheck.explain.support import answer_of
 from mlflowcheck.explain.text import describe_response, first_lines
 from mlflowcheck.net.http import ResponseDeadline, http
-from mlflowcheck.net.liveness import ask_version, server_fate
+from mlflowcheck.net.liveness import ask_version
 from mlflowcheck.net.tls import tls_settings
 from mlflowcheck.runtime.browser import ALIVE_EVERY_MS, INSTALL_TIP, WAIT_MS, BrowserSession, find_browser
 from mlflowcheck.runtime.session import Session
@@ -143,14 +143,7 @@ def browse(suite: Session) -> None:
     session.start_pages(pages)
     run_shot = None
     for name in pages:
-        try:
-            shot = session.result(session.pages[name])
-        except Exception as exc:
-            # A page opened early (start_pages_with_model) may have been waiting for the server
-            # when it died: that is the server's death, not the page's failure.
-            if server_fate(suite.target, wait=0.0) == "down":
-                raise requests.ConnectionError(f"the server stopped answering while the {name} page loaded") from exc
-            raise
+        shot = session.result(session.pages[name])
         run_shot = shot if name == "run" else run_shot
     if "artifacts" in pages:
         suite.client.log_artifact(suite.run_id, str(run_shot), artifact_path="screenshots")
