@@ -4,7 +4,8 @@
 
 For each backend, one warm light server in a temporary directory (throwaway databases on the
 local PostgreSQL and MariaDB); then, alternating, the suite's load probe (`--load CLIENTS`,
-through the suite as a user runs it) and a bare loop: CLIENTS processes that create a run each
+through the suite as a user runs it: CLIENTS Locust users in one Locust process per core) and
+a bare loop: CLIENTS processes that create a run each
 and call log_batch (five metrics a call, as the probe's batches) for the same seconds,
 recording nothing. Both are HTTP requests to the same server from the same number of
 processes, so requests per second are compared (the probe also sends one-point log_metric

@@ -104,22 +104,72 @@ def build_parser(prog: str = "test_mlflow_local.py") -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--load",
-        metavar="CLIENTS",
+        metavar="USERS",
         type=positive_int,
-        help="also run the load probe: CLIENTS processes log at once, then every value is read back",
+        help="also run the load probe: USERS training jobs (Locust users) log at once, then every value is read back",
     )
     p.add_argument(
         "--load-seconds",
         metavar="S",
         type=positive_float,
         default=Options.load_seconds,
-        help="how long the load probe logs (default: %(default)gs)",
+        help="how long each load user logs (default: %(default)gs)",
     )
     p.add_argument(
         "--load-p95-ms",
         metavar="MS",
         type=positive_float,
         help="fail the load probe when an endpoint's p95 latency exceeds MS milliseconds",
+    )
+    p.add_argument(
+        "--load-users-per-second",
+        metavar="RATE",
+        type=positive_float,
+        help="ramp the load users up at RATE a second (default: all at once)",
+    )
+    p.add_argument("--load-csv", metavar="PREFIX", help="write Locust's CSV reports (PREFIX_stats.csv and others)")
+    p.add_argument("--load-html", metavar="PATH", help="write Locust's HTML report of the load to PATH")
+    p.add_argument(
+        "--load-master",
+        action="store_true",
+        help="distributed load: the users run on --expect-workers workers (`--load-worker`) that connect here",
+    )
+    p.add_argument(
+        "--master-bind-host",
+        metavar="HOST",
+        default=Options.master_bind_host,
+        help="with --load-master: the interface workers connect to (default: %(default)s, every interface)",
+    )
+    p.add_argument(
+        "--master-bind-port",
+        metavar="PORT",
+        type=positive_int,
+        default=Options.master_bind_port,
+        help="with --load-master: the port workers connect to (default: %(default)s, Locust's)",
+    )
+    p.add_argument(
+        "--expect-workers",
+        metavar="K",
+        type=positive_int,
+        default=Options.expect_workers,
+        help="with --load-master: start the load once K workers are connected (default: %(default)s)",
+    )
+    p.add_argument(
+        "--expect-workers-max-wait",
+        metavar="S",
+        type=positive_float,
+        default=Options.expect_workers_max_wait,
+        help="with --load-master: how long to wait for them (default: %(default)gs)",
+    )
+    p.add_argument(
+        "--load-worker",
+        action="store_true",
+        help="run only a load worker (Locust's) for the master at --master-host:--master-port; "
+        "credentials from this machine's MLFLOW_TRACKING_* variables",
+    )
+    p.add_argument("--master-host", metavar="HOST", default="127.0.0.1", help="with --load-worker: the master's host")
+    p.add_argument(
+        "--master-port", metavar="PORT", type=positive_int, default=5557, help="with --load-worker: the master's port"
     )
     p.add_argument(
         "--security",
@@ -288,6 +338,10 @@ def main(argv: list[str] | None = None, project_dir: Path | None = None, prog: s
         flags = opt_in_flags(group)
         if flags and not any(getattr(args, f.removeprefix("--").replace("-", "_"), None) for f in flags):
             parser.error(f"--require {group}: that group runs only with {' or '.join(flags)}")
+    if args.load_worker:
+        return load_worker(args, parser)
+    if args.load_master and not args.load:
+        parser.error("--load-master: say how many users the workers run, e.g. --load 32 --load-master")
     problem = read_only_problem(args) or output_paths_problem(args)  # before anything is logged or started
     if problem is not None:
         error(problem)
@@ -307,6 +361,21 @@ def main(argv: list[str] | None = None, project_dir: Path | None = None, prog: s
             raise
         error(CheckFailed(str(exc), "check the paths given to the options and their permissions."))
         return EXIT_NO_RUN
+
+
+def load_worker(args, parser) -> int:
+    """`--load-worker`: this process becomes Locust's worker; the master sends what to load and for how long."""
+    import os
+
+    from mlflowcheck.runtime.loadrun import WORKER_POOL, locust_env, worker_command
+
+    if args.load or args.load_master:
+        parser.error("--load-worker runs users for a master; give --load on the master, not here")
+    command = worker_command(args.master_host, args.master_port)
+    sys.stderr.write(f"Load worker for the master at {args.master_host}:{args.master_port}: {' '.join(command)}\n")
+    sys.stderr.flush()
+    os.execve(command[0], command, locust_env(WORKER_POOL))
+    return EXIT_NO_RUN  # not reached: execv replaces this process
 
 
 def console_main(prog: str = "mlflowcheck") -> None:

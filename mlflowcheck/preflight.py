@@ -15,6 +15,7 @@ OUTPUT_FILES = {
     "junitxml": "--junitxml",
     "summary_md": "--summary-md",
     "fingerprint": "--fingerprint",
+    "load_html": "--load-html",
 }
 #: Options that make the suite write to the server: not with --fingerprint or --compare.
 WRITING = {"cleanup": "--cleanup", "restart": "--restart", "load": "--load", "security_write": "--security-write"}
@@ -65,6 +66,13 @@ def output_paths_problem(args) -> CheckFailed | None:
                 example = {"junitxml": "junit.xml", "summary_md": "summary.md"}.get(attr, "result.json")
                 tip = f"give {option} a file in a folder that exists and that you can write, e.g. {option} {example}"
                 return CheckFailed(f"{option} {value}: {why}.", tip, fatal=True)
+    if getattr(args, "load_csv", None):  # a prefix: Locust writes PREFIX_stats.csv and others beside it
+        why = file_unwritable(Path(f"{args.load_csv}_stats.csv"))
+        if why:
+            tip = (
+                "give --load-csv a prefix in a folder that exists and that you can write, e.g. --load-csv reports/load"
+            )
+            return CheckFailed(f"--load-csv {args.load_csv}: {why}.", tip, fatal=True)
     for attr, option in OUTPUT_FOLDERS.items():
         value = getattr(args, attr)
         if value:

@@ -23,14 +23,16 @@ LOAD = ("--load", "3", "--load-seconds", "3", "-k", "not model and not registry"
 
 def test_load_probe_reads_back_every_value_on_each_backend(database, tmp_path):
     junit = tmp_path / "junit.xml"
+    four = ("--load", "4", *LOAD[2:])
     result = run_suite(
         tmp_path, "--start-server", "--tracking-uri", f"http://127.0.0.1:{free_port()}",
-        "--server-dir", str(tmp_path / "server"), "--backend-store-uri", database.uri, "--junitxml", str(junit), *LOAD,
+        "--server-dir", str(tmp_path / "server"), "--backend-store-uri", database.uri, "--junitxml", str(junit), *four,
     )  # fmt: skip
     assert result.code == 0, result.output
     load = result.report["load"]
     assert (load["lost"], load["duplicated"], load["altered"], load["errors"]) == (0, 0, 0, {})
-    assert load["clients"] == 3
+    assert load["clients"] == 4
+    assert len(load["workers"]) == 2  # on Locust, one process per core here
     assert load["points"] > 0
     assert {"runs/log-batch", "runs/log-metric", "runs/log-parameter", "runs/set-tag"} <= set(load["latency_ms"])
     assert "lost 0, duplicated 0, altered 0" in result.check("load")["message"]
@@ -59,7 +61,12 @@ def test_writes_a_proxy_swallows_under_load_are_counted_as_lost(server, tmp_path
     drop = Fault("POST", r"/runs/log-batch$", "drop", body=r'"step": 7[,}]')
     result = run_through_proxy(server, tmp_path, drop, args=list(LOAD))
     assert_fails(result, "load", "The server lost data under load: 15 lost, 0 duplicated, 0 altered", "step 7")
-    assert result.report["load"]["lost"] == 15  # 5 metrics of step 7, for each of 3 clients
+    load = result.report["load"]
+    assert load["lost"] == 15  # 5 metrics of step 7, for each of 3 users
+    # Counted per worker: the 3 users run in Locust's 2 processes here (one per core), 2 and 1.
+    lost = sorted((w["users"], w["lost"]) for w in load["workers"].values())
+    assert lost == [(1, 5), (2, 10)], load["workers"]
+    assert "By worker: " in result.check("load")["message"]
 
 
 def test_load_probe_fails_when_p95_exceeds_the_limit(server, tmp_path):

@@ -183,7 +183,9 @@ def test_the_lowest_allowed_versions_of_every_dependency_pass_the_suite(floors_p
     # floors_python first: where it skips, no server is started for nothing.
     ui = find_browser()[0] is not None
     args = ("--tracking-uri", server.url, *(("--ui", "--screenshots", str(tmp_path / "shots")) if ui else ()))
-    result = run_suite(tmp_path, *args, ui=ui, python=floors_python)
+    # --load: Locust at its floor runs the load probe too.
+    result = run_suite(tmp_path, *args, "--load", "2", "--load-seconds", "2", ui=ui, python=floors_python)
+    assert result.report["load"]["lost"] == 0, result.output
     result.assert_all_passed()
     assert f"(client MLflow {read_floors()['mlflow']})" in result.output
 

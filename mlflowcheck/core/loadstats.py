@@ -12,9 +12,11 @@ Point = tuple[int, float, int]  # (step, value, timestamp) of one metric point
 
 @dataclass
 class Sent:
-    """What one load worker sent and had acknowledged, and how each request went."""
+    """What one load user sent and had acknowledged, and how each request went."""
 
     run_id: str = ""
+    worker: str = ""  # the Locust worker (host:pid) the user ran in
+    complete: bool = True  # False: its worker died, and the ledger holds what it had reported by then
     metrics: dict[str, list[Point]] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
@@ -23,6 +25,20 @@ class Sent:
     requests: list[tuple[str, float, float, int]] = field(default_factory=list)  # (endpoint, start, end, points)
     errors: list[tuple[str, str, float]] = field(default_factory=list)  # (endpoint, kind, when)
     error_messages: list[str] = field(default_factory=list)  # a few of the errors' texts, for the explanation
+
+    @classmethod
+    def from_ledger(cls, user: dict) -> Sent:
+        """One user's record in the ledger the loadfile's master writes (lists, as JSON has them)."""
+        sent = cls(run_id=user["run_id"], worker=user["worker"], complete=user["complete"])
+        for key, step, value, ts in user["metrics"]:
+            sent.metrics.setdefault(key, []).append((step, value, ts))
+        sent.params, sent.tags = dict(user["params"]), dict(user["tags"])
+        sent.artifacts = dict(user["artifacts"])
+        sent.traces = {trace_id: names for trace_id, names in user["traces"]}
+        sent.requests = [tuple(r) for r in user["requests"]]
+        sent.errors = [tuple(e) for e in user["errors"]]
+        sent.error_messages = list(user["messages"])
+        return sent
 
     @property
     def points(self) -> int:
@@ -51,10 +67,15 @@ class Loss:
         return self.lost + self.duplicated + self.altered
 
 
-def compare_points(key: str, sent: list[Point], got: list[Point]) -> Loss:
+def compare_points(key: str, sent: list[Point], got: list[Point], complete: bool = True) -> Loss:
     """Points read back against points sent: by (step, timestamp), a point is lost (not there),
-    duplicated (there twice) or altered (there with another value)."""
+    duplicated (there twice) or altered (there with another value). Not ``complete`` (the
+    sender died before it reported all it had acknowledged): a point read back that was never
+    reported is not counted; every reported one must still be there exactly once."""
     loss = Loss()
+    if not complete:
+        reported = {(s, t) for s, _, t in sent}
+        got = [p for p in got if (p[0], p[2]) in reported]
     want = Counter(sent)
     have = Counter(got)
     for point, count in have.items():
@@ -129,6 +150,7 @@ class Figures:
     messages: list[str] = field(default_factory=list)  # a few of the errors' own words
     traces: int = 0
     spans: int = 0
+    workers: dict[str, dict] = field(default_factory=dict)  # host:pid -> users, points, requests, errors, loss, gone
 
     @property
     def points_per_s(self) -> float:
@@ -156,7 +178,24 @@ class Figures:
             "lost": self.loss.lost,
             "duplicated": self.loss.duplicated,
             "altered": self.loss.altered,
+            "workers": self.workers,
         }
+
+
+def by_worker(sent: list[Sent], losses: list[Loss]) -> dict[str, dict]:
+    """Each worker's share: its users, points, requests, errors and what of its data was lost."""
+    rows: dict[str, dict] = {}
+    for s, loss in zip(sent, losses, strict=True):
+        row = rows.setdefault(s.worker, {"users": 0, "points": 0, "requests": 0, "errors": 0, "lost": 0,
+                                         "duplicated": 0, "altered": 0, "gone": False})  # fmt: skip
+        row["users"] += 1
+        row["points"] += s.points
+        row["requests"] += len(s.requests)
+        row["errors"] += len(s.errors)
+        row["lost"], row["duplicated"] = row["lost"] + loss.lost, row["duplicated"] + loss.duplicated
+        row["altered"] += loss.altered
+        row["gone"] = row["gone"] or not s.complete
+    return dict(sorted(rows.items()))
 
 
 def figures(sent: list[Sent], started: float, seconds: float, loss: Loss) -> Figures:

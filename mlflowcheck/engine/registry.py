@@ -222,7 +222,7 @@ CHECKS: tuple[Check, ...] = (
     Check(
         "load",
         "load",
-        "concurrent clients lose, duplicate and alter nothing; latency per endpoint",
+        "concurrent users (Locust) lose, duplicate and alter nothing; latency per endpoint",
         needs=("experiment", "run"),
         option="load_clients",
         flag="--load",

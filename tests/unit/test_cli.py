@@ -13,6 +13,7 @@ from mlflowcheck import __version__
 from mlflowcheck.cli import (
     DEFAULT_TIMEOUT,
     build_parser,
+    main,
     positive_float,
     positive_int,
     size_argument,
@@ -56,6 +57,17 @@ def test_without_options_every_default_is_the_documented_one():
         "load": None,
         "load_seconds": 20.0,
         "load_p95_ms": None,
+        "load_users_per_second": None,
+        "load_csv": None,
+        "load_html": None,
+        "load_master": False,
+        "master_bind_host": "*",
+        "master_bind_port": 5557,
+        "expect_workers": 1,
+        "expect_workers_max_wait": 120.0,
+        "load_worker": False,
+        "master_host": "127.0.0.1",
+        "master_port": 5557,
         "security": False,
         "security_write": False,
         "ui": None,
@@ -85,7 +97,10 @@ def test_every_option_given_is_parsed_to_its_type():
         "--load-p95-ms", "300", "--security", "--security-write", "--no-ui", "--screenshots", "shots",
         "--timeout", "60", "-k", "network or access", "--junitxml", "j.xml", "--json", "r.json", "-v",
         "--fingerprint", "after.jsonl", "--compare", "before.jsonl", "--scope", "all", "--experiment", "e1",
-        "--experiment", "e2", "--artifacts", "all", "--match-by", "name",
+        "--experiment", "e2", "--artifacts", "all", "--match-by", "name", "--load-users-per-second", "8",
+        "--load-csv", "reports/load", "--load-html", "load.html", "--load-master", "--master-bind-host", "10.0.0.5",
+        "--master-bind-port", "6000", "--expect-workers", "3", "--expect-workers-max-wait", "30", "--load-worker",
+        "--master-host", "m.example", "--master-port", "6001",
     )  # fmt: skip
     assert vars(args) == {
         "tracking_uri": "http://h:1",
@@ -102,6 +117,17 @@ def test_every_option_given_is_parsed_to_its_type():
         "load": 4,
         "load_seconds": 2.5,
         "load_p95_ms": 300.0,
+        "load_users_per_second": 8.0,
+        "load_csv": "reports/load",
+        "load_html": "load.html",
+        "load_master": True,
+        "master_bind_host": "10.0.0.5",
+        "master_bind_port": 6000,
+        "expect_workers": 3,
+        "expect_workers_max_wait": 30.0,
+        "load_worker": True,
+        "master_host": "m.example",
+        "master_port": 6001,
         "security": True,
         "security_write": True,
         "ui": False,
@@ -144,6 +170,22 @@ def test_each_bad_value_is_named_in_the_error(capsys, argv, said):
     assert said in refused(capsys, *argv)
 
 
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--load-master"], "--load-master: say how many users the workers run, e.g. --load 32 --load-master"),
+        (["--load-worker", "--load", "4"], "--load-worker runs users for a master; give --load on the master"),
+    ],
+)
+def test_distributed_load_options_that_contradict_each_other_exit_2_with_the_fix(capsys, argv, said):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert said in err
+    assert err.endswith("Tip: run `test_mlflow_local.py --help` for the options.\n")
+
+
 def test_the_program_name_is_the_one_the_user_typed(capsys):
     with pytest.raises(SystemExit):
         build_parser("mlflowcheck").parse_args(["--load", "x"])
@@ -157,7 +199,7 @@ def test_the_help_ends_with_the_exit_codes_and_the_checks_one_per_line():
         "2 the suite could not run."
     ) in text
     assert "Checks, in the order they run (-k selects by name; docs/checks.md):" in text
-    assert "\n  load          [--load] concurrent clients lose" in text
+    assert "\n  load          [--load] concurrent users (Locust) lose" in text
 
 
 def test_the_version_names_the_suite_mlflow_and_python():

@@ -11,6 +11,7 @@ from mlflowcheck.core.loadstats import (
     Figures,
     Loss,
     Sent,
+    by_worker,
     compare_points,
     compare_spans,
     compare_values,
@@ -187,6 +188,7 @@ def test_rates_per_second_and_the_json_form_of_the_figures():
         "lost": 1,
         "duplicated": 2,
         "altered": 3,
+        "workers": {},
     }
 
 
@@ -209,3 +211,43 @@ def test_a_traces_spans_are_lost_or_duplicated_by_name_and_a_missing_trace_loses
     assert loss.examples == ["trace tr-1: 2 spans sent, 2 read back"]
     gone = compare_spans("tr-2", ["call", "retrieve"], None)
     assert (gone.lost, gone.examples) == (2, ["trace tr-2 lost (2 spans)"])
+
+
+# --- a dead worker's ledger, and the figures per worker ---------------------------------------
+
+
+def test_a_dead_workers_points_are_checked_as_reported_and_the_unreported_rest_is_not_counted():
+    reported = [(0, 0.5, 100), (1, 0.25, 101)]
+    # After its last message the worker logged step 2: stored, never reported. Not a duplicate.
+    stored = [*reported, (2, 0.125, 102)]
+    assert compare_points("k", reported, stored, complete=False).total == 0
+    assert compare_points("k", reported, stored).duplicated == 1  # a worker that said goodbye: it is
+    # What it had reported must still be there exactly once.
+    loss = compare_points("k", reported, [(0, 0.5, 100), (0, 0.5, 100)], complete=False)
+    assert (loss.lost, loss.duplicated, loss.altered) == (1, 1, 0)
+
+
+def test_a_user_from_the_masters_ledger_is_the_same_record_the_probe_compares():
+    user = {
+        "run_id": "r1", "worker": "host:42", "complete": False,
+        "metrics": [["loss", 0, 0.5, 100], ["loss", 1, 0.25, 101], ["step_time", 0, 0.1, 100]],
+        "params": [["param_0", "0.1"]], "tags": [["tag_0", "0.1"]], "artifacts": [["load/a.txt", "ab"]],
+        "traces": [["tr-1", ["call", "retrieve"]]], "requests": [["runs/log-batch", 1.0, 1.1, 5]],
+        "errors": [["runs/log-metric", "HTTP 500", 1.2]], "messages": ["boom"],
+    }  # fmt: skip
+    sent = Sent.from_ledger(user)
+    assert sent.metrics == {"loss": [(0, 0.5, 100), (1, 0.25, 101)], "step_time": [(0, 0.1, 100)]}
+    assert (sent.params, sent.tags, sent.artifacts) == ({"param_0": "0.1"}, {"tag_0": "0.1"}, {"load/a.txt": "ab"})
+    assert sent.traces == {"tr-1": ["call", "retrieve"]}
+    assert sent.requests == [("runs/log-batch", 1.0, 1.1, 5)]
+    assert (sent.worker, sent.complete, sent.points, sent.error_messages) == ("host:42", False, 3, ["boom"])
+
+
+def test_each_workers_share_sums_its_users_and_a_dead_one_is_marked_gone():
+    a1 = Sent(run_id="1", worker="a:1", metrics={"loss": [(0, 1.0, 1)] * 2}, requests=[("x", 0, 1, 2)])
+    a2 = Sent(run_id="2", worker="a:1", metrics={"loss": [(0, 1.0, 1)]})
+    b = Sent(run_id="3", worker="b:2", complete=False, errors=[("x", "HTTP 500", 1.0)])
+    rows = by_worker([a1, a2, b], [Loss(lost=1), Loss(duplicated=2), Loss(altered=3)])
+    assert rows["a:1"] == {"users": 2, "points": 3, "requests": 1, "errors": 0, "lost": 1, "duplicated": 2,
+                           "altered": 0, "gone": False}  # fmt: skip
+    assert (rows["b:2"]["gone"], rows["b:2"]["errors"], rows["b:2"]["altered"]) == (True, 1, 3)
