@@ -12,23 +12,28 @@ import signal
 import sys
 from pathlib import Path
 
+from mlflowcheck.arguments import (
+    ArgumentParser,
+    VersionAction,
+    checks_help,
+    group_list,
+    load_options,
+    monitoring_options,
+    positive_float,
+    read_only_options,
+    size_argument,
+)
 from mlflowcheck.core.errors import EXIT_NO_RUN, CheckFailed
-from mlflowcheck.core.manifest import SAMPLE_FILES, SAMPLE_MAX_BYTES
+from mlflowcheck.core.monitoring import DEFAULT_PROBE_TIMEOUT
 from mlflowcheck.core.options import Options
 from mlflowcheck.core.target import DEFAULT_TRACKING_URI
-from mlflowcheck.engine.registry import CHECKS, GROUPS, SEED_GROUPS, opt_in_flags
+from mlflowcheck.engine.registry import SEED_GROUPS, opt_in_flags
 from mlflowcheck.engine.run import run
 from mlflowcheck.preflight import output_paths_problem, read_only_problem
 from mlflowcheck.report.console import error
 
 #: Without --timeout the whole run is still bounded: no wait of the suite's can hang it.
 DEFAULT_TIMEOUT = 900.0
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    def error(self, message):  # argparse's own exit code is 2 too; add the tip
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_NO_RUN, f"{self.prog}: error: {message}\nTip: run `{self.prog} --help` for the options.\n")
 
 
 def build_parser(prog: str = "test_mlflow_local.py") -> argparse.ArgumentParser:
@@ -102,75 +107,7 @@ def build_parser(prog: str = "test_mlflow_local.py") -> argparse.ArgumentParser:
         action="store_true",
         help="after logging, restart the server this suite started (SIGTERM) and read everything back",
     )
-    p.add_argument(
-        "--load",
-        metavar="USERS",
-        type=positive_int,
-        help="also run the load probe: USERS training jobs (Locust users) log at once, then every value is read back",
-    )
-    p.add_argument(
-        "--load-seconds",
-        metavar="S",
-        type=positive_float,
-        default=Options.load_seconds,
-        help="how long each load user logs (default: %(default)gs)",
-    )
-    p.add_argument(
-        "--load-p95-ms",
-        metavar="MS",
-        type=positive_float,
-        help="fail the load probe when an endpoint's p95 latency exceeds MS milliseconds",
-    )
-    p.add_argument(
-        "--load-users-per-second",
-        metavar="RATE",
-        type=positive_float,
-        help="ramp the load users up at RATE a second (default: all at once)",
-    )
-    p.add_argument("--load-csv", metavar="PREFIX", help="write Locust's CSV reports (PREFIX_stats.csv and others)")
-    p.add_argument("--load-html", metavar="PATH", help="write Locust's HTML report of the load to PATH")
-    p.add_argument(
-        "--load-master",
-        action="store_true",
-        help="distributed load: the users run on --expect-workers workers (`--load-worker`) that connect here",
-    )
-    p.add_argument(
-        "--master-bind-host",
-        metavar="HOST",
-        default=Options.master_bind_host,
-        help="with --load-master: the interface workers connect to (default: %(default)s, every interface)",
-    )
-    p.add_argument(
-        "--master-bind-port",
-        metavar="PORT",
-        type=positive_int,
-        default=Options.master_bind_port,
-        help="with --load-master: the port workers connect to (default: %(default)s, Locust's)",
-    )
-    p.add_argument(
-        "--expect-workers",
-        metavar="K",
-        type=positive_int,
-        default=Options.expect_workers,
-        help="with --load-master: start the load once K workers are connected (default: %(default)s)",
-    )
-    p.add_argument(
-        "--expect-workers-max-wait",
-        metavar="S",
-        type=positive_float,
-        default=Options.expect_workers_max_wait,
-        help="with --load-master: how long to wait for them (default: %(default)gs)",
-    )
-    p.add_argument(
-        "--load-worker",
-        action="store_true",
-        help="run only a load worker (Locust's) for the master at --master-host:--master-port; "
-        "credentials from this machine's MLFLOW_TRACKING_* variables",
-    )
-    p.add_argument("--master-host", metavar="HOST", default="127.0.0.1", help="with --load-worker: the master's host")
-    p.add_argument(
-        "--master-port", metavar="PORT", type=positive_int, default=5557, help="with --load-worker: the master's port"
-    )
+    load_options(p)
     p.add_argument(
         "--security",
         action="store_true",
@@ -182,44 +119,8 @@ def build_parser(prog: str = "test_mlflow_local.py") -> argparse.ArgumentParser:
         action="store_true",
         help="with --security: also try writes without credentials, on this run's own objects only",
     )
-    p.add_argument(
-        "--fingerprint",
-        metavar="FILE",
-        help="read only: record what the server holds (in --scope) to FILE, a manifest to --compare later",
-    )
-    p.add_argument(
-        "--compare",
-        metavar="FILE",
-        help="read only: fingerprint the server again and compare with FILE (an earlier --fingerprint): "
-        "nothing lost or altered, what is new listed; with --fingerprint NEW, the new manifest is kept",
-    )
-    p.add_argument(
-        "--scope",
-        choices=["suite", "all"],
-        help="what --fingerprint reads: the suite's own experiments (default) or every experiment the account can "
-        "read; --compare reads what the manifest did",
-    )
-    p.add_argument(
-        "--experiment",
-        metavar="NAME",
-        action="append",
-        dest="experiments",
-        help="--fingerprint only this experiment (repeatable)",
-    )
-    p.add_argument(
-        "--artifacts",
-        choices=["sample", "all", "none"],
-        help=f"which artifact files --fingerprint hashes (sha256): sample (default; every file listed with its "
-        f"size, the first {SAMPLE_FILES} of each run and model up to {SAMPLE_MAX_BYTES // 2**20} MiB hashed), "
-        "all, or none (no listing)",
-    )
-    p.add_argument(
-        "--match-by",
-        choices=["id", "name"],
-        default="id",
-        help="how --compare pairs objects: by id (default; an upgrade, a migration, a restore keep them) or by "
-        "name (a copy to another server, e.g. mlflow-export-import)",
-    )
+    read_only_options(p)
+    monitoring_options(p)
     p.add_argument(
         "--ui",
         action=argparse.BooleanOptionalAction,
@@ -236,8 +137,8 @@ def build_parser(prog: str = "test_mlflow_local.py") -> argparse.ArgumentParser:
         "--timeout",
         metavar="SECONDS",
         type=positive_float,
-        default=DEFAULT_TIMEOUT,
-        help="bound the whole run (default: %(default)gs); on expiry the verdict names the check that was running",
+        help=f"bound the whole run (default: {DEFAULT_TIMEOUT:g}s; a probe cycle: {DEFAULT_PROBE_TIMEOUT:g}s); on "
+        "expiry the verdict names the check that was running",
     )
     p.add_argument("-k", metavar="EXPR", dest="select", help="run only the checks matching this pytest -k expression")
     p.add_argument("--junitxml", metavar="PATH", help="write JUnit XML results to PATH")
@@ -259,78 +160,6 @@ def build_parser(prog: str = "test_mlflow_local.py") -> argparse.ArgumentParser:
     return p
 
 
-def checks_help() -> str:
-    """The checks, one line each, from the registry (docs/checks.md has them in full)."""
-    lines = ["Checks, in the order they run (-k selects by name; docs/checks.md):"]
-    for check in CHECKS:
-        only = f"[{check.flag}] " if check.opt_in else ""
-        lines.append(f"  {check.name:<13} {only}{check.summary}")
-    return "\n".join(lines)
-
-
-class VersionAction(argparse.Action):
-    """--version, its text made only when asked for: the MLflow version lookup is not start-up work."""
-
-    def __init__(self, option_strings, dest=argparse.SUPPRESS, **kwargs):
-        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        sys.stdout.write(version_text(parser.prog) + "\n")
-        parser.exit()
-
-
-def version_text(prog: str) -> str:
-    """What --version prints: this suite's version and the MLflow client it tests with."""
-    import importlib.metadata
-
-    from mlflowcheck import __version__
-
-    try:
-        client = f"MLflow client {importlib.metadata.version('mlflow')}"
-    except importlib.metadata.PackageNotFoundError:
-        client = "MLflow is not installed"
-    return f"{prog} {__version__} ({client}, Python {sys.version.split()[0]})"
-
-
-def group_list(text: str) -> tuple[str, ...]:
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
-    unknown = [n for n in names if n not in GROUPS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown feature group {', '.join(map(repr, unknown)) or repr(text)}; the groups: {', '.join(GROUPS)}"
-        )
-    return names
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value < float("inf"):  # nan too: it compares false with every bound
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return value
-
-
-def size_argument(text: str) -> int:
-    from mlflowcheck.probes.artifacts import parse_size
-
-    try:
-        return parse_size(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a size like 4M, 512K or 1500000, got {text!r}") from None
-
-
 def main(argv: list[str] | None = None, project_dir: Path | None = None, prog: str = "test_mlflow_local.py") -> int:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
@@ -340,6 +169,14 @@ def main(argv: list[str] | None = None, project_dir: Path | None = None, prog: s
             parser.error(f"--require {group}: that group runs only with {' or '.join(flags)}")
     if args.load_worker:
         return load_worker(args, parser)
+    monitoring = args.probe or args.serve_probe
+    if args.timeout is None:
+        args.timeout = DEFAULT_PROBE_TIMEOUT if monitoring else DEFAULT_TIMEOUT
+    if monitoring:
+        return monitor(args, parser)
+    for option, mode in (("prom_textfile", "--probe"), ("probe_config", "--serve-probe")):
+        if getattr(args, option):
+            parser.error(f"--{option.replace('_', '-')} belongs to {mode}")
     if args.load_master and not args.load:
         parser.error("--load-master: say how many users the workers run, e.g. --load 32 --load-master")
     problem = read_only_problem(args) or output_paths_problem(args)  # before anything is logged or started
@@ -360,6 +197,31 @@ def main(argv: list[str] | None = None, project_dir: Path | None = None, prog: s
         if args.verbose:
             raise
         error(CheckFailed(str(exc), "check the paths given to the options and their permissions."))
+        return EXIT_NO_RUN
+
+
+def monitor(args, parser) -> int:
+    """--probe (one cycle) and --serve-probe (the exporter): the monitoring probe, not the suite."""
+    if args.probe and args.serve_probe:
+        parser.error("--probe runs one cycle and --serve-probe runs one per scrape: give one of them")
+    if args.serve_probe and args.prom_textfile:
+        parser.error("--prom-textfile belongs to --probe; --serve-probe answers the metrics itself")
+    if args.probe and args.probe_config:
+        parser.error("--probe-config belongs to --serve-probe; --probe probes --tracking-uri")
+    problem = output_paths_problem(args)
+    if problem is not None:
+        error(problem)
+        return EXIT_NO_RUN
+    if args.probe:
+        from mlflowcheck.engine.monitor import probe
+
+        return probe(args)
+    from mlflowcheck.engine.probe_service import serve
+
+    try:
+        return serve(args)
+    except CheckFailed as exc:
+        error(exc)
         return EXIT_NO_RUN
 
 

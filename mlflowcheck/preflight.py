@@ -16,7 +16,9 @@ OUTPUT_FILES = {
     "summary_md": "--summary-md",
     "fingerprint": "--fingerprint",
     "load_html": "--load-html",
+    "prom_textfile": "--prom-textfile",
 }
+EXAMPLES = {"junitxml": "junit.xml", "summary_md": "summary.md", "prom_textfile": "mlflow_probe.prom"}
 #: Options that make the suite write to the server: not with --fingerprint or --compare.
 WRITING = {"cleanup": "--cleanup", "restart": "--restart", "load": "--load", "security_write": "--security-write"}
 
@@ -63,7 +65,7 @@ def output_paths_problem(args) -> CheckFailed | None:
         if value:
             why = file_unwritable(Path(value))
             if why:
-                example = {"junitxml": "junit.xml", "summary_md": "summary.md"}.get(attr, "result.json")
+                example = EXAMPLES.get(attr, "result.json")
                 tip = f"give {option} a file in a folder that exists and that you can write, e.g. {option} {example}"
                 return CheckFailed(f"{option} {value}: {why}.", tip, fatal=True)
     if getattr(args, "load_csv", None):  # a prefix: Locust writes PREFIX_stats.csv and others beside it

@@ -73,8 +73,9 @@ def test_a_master_and_two_worker_processes_read_back_every_value_both_workers_ac
     try:
         csv = tmp_path / "locust"
         result = master(
-            tmp_path, server.url, port, 32, 20, "--load-csv", str(csv), "--load-html", str(tmp_path / "l.html")
-        )
+            tmp_path, server.url, port, 32, 20, "--load-users-per-second", "16",
+            "--load-csv", str(csv), "--load-html", str(tmp_path / "l.html"),
+        )  # fmt: skip
     finally:
         logs = [stop(w) for w in workers]
     assert result.code == 0, result.output + "\n".join(logs)

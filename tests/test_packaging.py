@@ -22,7 +22,7 @@ from mlflowcheck.cli import build_parser
 from mlflowcheck.runtime.browser import find_browser
 from mlflowcheck.runtime.server import free_port
 from tests.databases import database_or_skip
-from tests.support import ALL_CHECKS, ROOT, run_suite
+from tests.support import ALL_CHECKS, ENTRY, ROOT, run_suite
 
 FLOORS = ROOT / ".ci" / "floors.txt"
 
@@ -188,6 +188,16 @@ def test_the_lowest_allowed_versions_of_every_dependency_pass_the_suite(floors_p
     assert result.report["load"]["lost"] == 0, result.output
     result.assert_all_passed()
     assert f"(client MLflow {read_floors()['mlflow']})" in result.output
+    # The monitoring probe at prometheus-client's floor: its textfile is what promtool accepts.
+    textfile = tmp_path / "mlflow_probe.prom"
+    probe = subprocess.run(
+        [floors_python, str(ENTRY), "--probe", "--tracking-uri", server.url, "--prom-textfile", str(textfile)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert probe.returncode == 0, probe.stdout + probe.stderr
+    promtool = shutil.which("promtool") or "/usr/bin/promtool"
+    lint = subprocess.run([promtool, "check", "metrics"], input=textfile.read_text(), capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
 @pytest.mark.parametrize("backend", ["postgresql", "mariadb"])

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from mlflow import MlflowClient
 
 from mlflowcheck.core import seed
 from mlflowcheck.net.http import ResponseDeadline, http
@@ -27,6 +28,7 @@ from tests.faultproxy import Fault
 from tests.listener import RecordingListener, StuckServer
 from tests.support import ADMIN_PASSWORD, run_suite
 from tests.test_broken_deployments import assert_fails, run_through_proxy
+from tests.test_monitoring import probe as run_probe
 
 # --- secrets ---------------------------------------------------------------------------------
 
@@ -91,6 +93,25 @@ def test_passwords_and_tokens_in_the_environment_leak_nowhere(auth_server, tmp_p
     result.assert_all_passed()
     places = places_written(result, tmp_path, srv.log_path, srv.url, admin(srv))
     assert_no_leak(places, CANARY, TOKEN_CANARY)
+
+
+def test_a_probes_password_in_the_uri_or_the_environment_leaks_nowhere(auth_server, tmp_path):
+    srv = auth_server
+    textfile = tmp_path / "mlflow_probe.prom"
+    uri = srv.url.replace("http://", f"http://admin:{CANARY}@")
+    in_uri = run_probe(tmp_path, "--tracking-uri", uri, "--prom-textfile", str(textfile))
+    env = {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": CANARY}
+    in_env = run_probe(tmp_path, "--tracking-uri", srv.url, env=env)
+    for code, output, _ in (in_uri, in_env):
+        assert code == 0, output
+    assert f'mlflowcheck_probe_success{{target="{srv.url}"}} 1.0' in textfile.read_text()
+    places = {
+        "stdout and stderr": in_uri[1] + in_env[1],
+        "the JSON reports": json.dumps([in_uri[2], in_env[2]], ensure_ascii=False),
+        "the textfile": textfile.read_text(),
+        "the server log": srv.log_path.read_text(errors="replace"),
+    }
+    assert_no_leak(places, CANARY)
 
 
 def test_a_database_password_in_the_backend_store_uri_leaks_nowhere(tmp_path):
@@ -365,6 +386,8 @@ def someone_elses_data(url: str) -> None:
     )
     client.set_registered_model_alias("mlflow-local-test-model", "champion", version.version)
     client.register_prompt("their-prompt", "他们的提示：{{ 问题 }}")
+    # A model with the monitoring probe's name prefix, not its tag: the probe's sweep leaves it.
+    client.create_registered_model("mlflowcheck-probe-theirs")
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -378,7 +401,11 @@ def test_cleanup_deletes_exactly_what_the_run_created_and_nothing_else(backend, 
         moved = run_suite(tmp_path, "--tracking-uri", srv.url, "--cleanup", "--alias", "champion")
         # ... and with the load probe, whose runs and artifacts are this run's too.
         own = run_suite(tmp_path, "--tracking-uri", srv.url, "--cleanup", "--load", "2", "--load-seconds", "1")
-        mine = {moved.report["experiment_id"], own.report["experiment_id"]}
+        # ... and the monitoring probe's cycles, which delete what they wrote (the first creates the
+        # probe's own experiment, which they keep).
+        probes = [run_probe(tmp_path, "--tracking-uri", srv.url) for _ in range(2)]
+        probe_experiment = MlflowClient(srv.url).get_experiment_by_name("mlflowcheck-probe").experiment_id
+        mine = {moved.report["experiment_id"], own.report["experiment_id"], probe_experiment}
         after = server_snapshot(srv.url, artifacts, mine)
         deleted = server_snapshot(srv.url, artifacts, set())
     for result in (moved, own):
@@ -392,8 +419,9 @@ def test_cleanup_deletes_exactly_what_the_run_created_and_nothing_else(backend, 
     assert "alias @champion points at version 1 again, as before this run" in moved.check("cleanup")["message"]
     assert "removed alias @check-" in own.check("cleanup")["message"]
     assert own.check("cleanup")["message"].count("deleted load run ") == 2
+    assert [code for code, _, _ in probes] == [0, 0], probes[-1][1]
     assert after == before
-    for exp_id in mine:  # the run's own experiment and run are in the trash
+    for exp_id in mine - {probe_experiment}:  # the run's own experiment and run are in the trash
         assert deleted["experiments"][exp_id][1] == "deleted"
     assert {r[1] for rid, r in deleted["runs"].items() if rid not in before["runs"]} == {"deleted"}
 

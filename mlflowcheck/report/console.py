@@ -14,6 +14,7 @@ import time
 from typing import TextIO
 
 from mlflowcheck.core.errors import CheckFailed
+from mlflowcheck.core.monitoring import Cycle
 from mlflowcheck.core.secrets import scrub
 from mlflowcheck.core.state import CheckResult, RunState
 
@@ -114,3 +115,18 @@ def error(problem: CheckFailed) -> None:
     sys.stdout.flush()
     sys.stderr.write(printable(f"error: {problem}\n"))
     sys.stderr.flush()
+
+
+def cycle_text(cycle: Cycle) -> str:
+    """A probe cycle (--probe): a line per check, then the verdict."""
+    lines = []
+    for step in cycle.steps:
+        mark = "MISS" if step.ok is None else "PASS" if step.ok else "FAIL"
+        note = step.message if step.ok is not None else "not in this server (not part of its probe)"
+        lines.append(f"  {mark}  {step.name:<11}{step.seconds:5.2f}s  {note}".rstrip())
+        if step.ok is False and step.tip:
+            lines.append(f"{'':24}Tip: {step.tip}")
+    failed = cycle.first_failure()
+    verdict = "PASS" if cycle.ok else f"FAIL ({failed.name})" if failed else "FAIL"
+    lines.append(f"Probe of {cycle.target}: {verdict} in {cycle.seconds:.2f}s, {cycle.requests} requests")
+    return printable("\n".join(lines) + "\n")

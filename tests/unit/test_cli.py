@@ -10,15 +10,8 @@ from pathlib import Path
 import pytest
 
 from mlflowcheck import __version__
-from mlflowcheck.cli import (
-    DEFAULT_TIMEOUT,
-    build_parser,
-    main,
-    positive_float,
-    positive_int,
-    size_argument,
-    version_text,
-)
+from mlflowcheck.arguments import positive_float, positive_int, size_argument, version_text
+from mlflowcheck.cli import DEFAULT_TIMEOUT, build_parser, main
 from mlflowcheck.preflight import file_unwritable, folder_unwritable, output_paths_problem, read_only_problem
 
 #: A folder even root cannot write into (the kernel refuses; os.access would say yes).
@@ -72,7 +65,7 @@ def test_without_options_every_default_is_the_documented_one():
         "security_write": False,
         "ui": None,
         "screenshots": None,
-        "timeout": DEFAULT_TIMEOUT,
+        "timeout": None,  # main() makes it 900 s for the suite, 20 s for a probe cycle
         "select": None,
         "junitxml": None,
         "json": None,
@@ -85,8 +78,12 @@ def test_without_options_every_default_is_the_documented_one():
         "experiments": None,
         "artifacts": None,
         "match_by": "id",
+        "probe": False,
+        "prom_textfile": None,
+        "serve_probe": None,
+        "probe_config": None,
+        "probe_experiment": "mlflowcheck-probe",
     }
-    assert DEFAULT_TIMEOUT == 900.0
 
 
 def test_every_option_given_is_parsed_to_its_type():
@@ -145,6 +142,11 @@ def test_every_option_given_is_parsed_to_its_type():
         "experiments": ["e1", "e2"],
         "artifacts": "all",
         "match_by": "name",
+        "probe": False,
+        "prom_textfile": None,
+        "serve_probe": None,
+        "probe_config": None,
+        "probe_experiment": "mlflowcheck-probe",
     }
     assert parse("--ui").ui is True
 
@@ -373,3 +375,37 @@ def test_compare_of_a_file_that_is_no_whole_manifest_is_refused_before_the_run_w
     assert failure.tip.startswith("give --compare the file an earlier --fingerprint wrote")
     missing = read_only_problem(parse("--compare", str(tmp_path / "none.jsonl")))
     assert missing.message.endswith("is not a fingerprint this suite can compare: No such file or directory.")
+
+
+# --- the monitoring probe -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--prom-textfile", "p.prom"], "--prom-textfile belongs to --probe"),
+        (["--probe-config", "p.toml"], "--probe-config belongs to --serve-probe"),
+        (["--probe", "--serve-probe", "127.0.0.1:9115"], "give one of them"),
+        (["--serve-probe", "127.0.0.1:9115", "--prom-textfile", "p.prom"], "--serve-probe answers the metrics"),
+        (["--probe", "--probe-config", "p.toml"], "--probe probes --tracking-uri"),
+    ],
+)
+def test_a_monitoring_option_out_of_place_is_refused_with_the_option_it_belongs_to(capsys, argv, said):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert said in err
+    assert "Tip: run `test_mlflow_local.py --help`" in err
+
+
+def test_a_probe_textfile_in_a_missing_folder_is_refused_before_the_cycle(capsys, tmp_path):
+    assert main(["--probe", "--prom-textfile", str(tmp_path / "no" / "p.prom")]) == 2
+    err = capsys.readouterr().err
+    assert "--prom-textfile" in err
+    assert "mlflow_probe.prom" in err
+
+
+def test_the_timeout_is_900_s_for_the_suite_and_20_s_for_a_probe_cycle():
+    assert DEFAULT_TIMEOUT == 900.0
+    assert "a probe cycle: 20s" in " ".join(build_parser().format_help().split())

@@ -75,6 +75,7 @@ def test_the_docs_command_with_check_writes_nothing_and_fails_on_a_drifted_page(
     (tmp_path / "docs").mkdir()
     (tmp_path / "README.md").write_text("# x\n<!-- checks:begin -->\nold\n<!-- checks:end -->\n", encoding="utf-8")
     (tmp_path / "docs" / "development.md").write_text("<!-- layout:begin -->\n<!-- layout:end -->\n", encoding="utf-8")
+    (tmp_path / "docs" / "monitoring.md").write_text("<!-- probe-checks:begin -->\n<!-- probe-checks:end -->\n")
     assert docs.main(["--check"], root=tmp_path) == 1
     assert not (tmp_path / "docs" / "checks.md").exists()
     assert "old" in (tmp_path / "README.md").read_text(encoding="utf-8")

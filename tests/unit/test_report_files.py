@@ -120,6 +120,7 @@ def test_the_load_figures_are_in_the_document_with_their_seconds(state):
         "lost": 1,
         "duplicated": 0,
         "altered": 0,
+        "workers": {},  # one local run: no Locust workers of its own to name
         "per_second": [
             {"second": 0, "points_per_s": 5, "requests_per_s": 2, "p50_ms": 125.0, "p95_ms": 250.0, "errors": 1}
         ],
