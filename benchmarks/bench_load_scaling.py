@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 from mlflowcheck.core.loadstats import Loss, Sent, figures  # noqa: E402
 from mlflowcheck.probes.load import SETUP, histories, read_back_user  # noqa: E402
 from mlflowcheck.runtime import loadrun  # noqa: E402
+from mlflowcheck.runtime.processes import stop_group  # noqa: E402
 from mlflowcheck.runtime.server import LocalServer, free_port  # noqa: E402
 from tests.databases import throwaway_database  # noqa: E402
 
@@ -58,7 +59,7 @@ def point(url: str, experiment_id: str, users: int, workers: int, seconds: float
         ledger = loadrun.run(plan, progress=lambda _: peak.update(rss=max(peak["rss"], rss_mib(procs))))
     finally:
         for p in procs:
-            loadrun.stop_group(p)
+            stop_group(p)
     sent = [Sent.from_ledger(u) for u in ledger["users"]]
     import mlflow
 

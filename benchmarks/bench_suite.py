@@ -28,11 +28,9 @@ Timeline: the suite's own phases (its --json report's "timeline"), medians over 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -46,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from mlflowcheck.report.console import timeline_table  # noqa: E402
 from mlflowcheck.runtime.browser import find_browser  # noqa: E402
+from mlflowcheck.runtime.processes import stop_group  # noqa: E402
 from mlflowcheck.runtime.server import LocalServer, free_port, process_table, wait_for_server  # noqa: E402
 from tests.databases import throwaway_database  # noqa: E402
 
@@ -163,23 +162,6 @@ def cold_seed(work: Path, sample: bool) -> dict:
         stop_group(server)
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "peak_mib": memory.stop() if memory else None, "ready": ready, "logged": logged}
-
-
-def stop_group(proc: subprocess.Popen, deadline: float = 30.0) -> None:
-    """As the suite stops its server: SIGTERM to the group, wait, then SIGKILL."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            break
-        proc.poll()  # reap the leader, else the group never empties
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
 
 
 def clean_env() -> dict[str, str]:

@@ -44,7 +44,7 @@ from mlflowcheck.engine.monitor import GRACE, failed_cycle, unfinished
 from mlflowcheck.engine.probe_worker import READY
 from mlflowcheck.report.console import printable
 from mlflowcheck.report.prometheus import exposition, last_success_of
-from mlflowcheck.runtime.loadrun import stop_group
+from mlflowcheck.runtime.processes import stop_group
 
 #: What the exporter takes off the scrape's timeout, for the answer's way back.
 SCRAPE_MARGIN = 0.5

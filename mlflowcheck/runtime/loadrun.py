@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlflowcheck.core.errors import CheckFailed
+from mlflowcheck.runtime.processes import stop_group
 from mlflowcheck.runtime.server import free_port, tail
 
 LOADFILE = Path(__file__).resolve().parents[1] / "probes" / "loadfile.py"
@@ -142,24 +142,6 @@ def progress_line(plan: Plan, progress_file: Path) -> str:
     elapsed = min(plan.ramp + plan.seconds, now["elapsed"])
     return (f"load: {elapsed:4.1f}s of {plan.ramp + plan.seconds:g}s, {now['users']} users{workers}, "
             f"{now['points']:,} points, {now['errors']} errors")  # fmt: skip
-
-
-def stop_group(proc: subprocess.Popen, deadline: float = 10.0) -> None:
-    """Locust and the workers it forked: SIGTERM, a deadline, then SIGKILL."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            break
-        proc.poll()
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=5)
 
 
 def worker_command(master_host: str, master_port: int) -> list[str]:
