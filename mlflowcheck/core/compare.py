@@ -9,6 +9,7 @@ explain/compare.py's."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,21 +140,59 @@ def describe_change(old: dict, new: dict, changed: list[str]) -> str:
     return f"{label(old)}: " + "; ".join(parts)
 
 
+@dataclass
+class HistoryDiff:
+    """A metric history against what it should hold, point by point, keyed by (step, timestamp)."""
+
+    lost: list[tuple] = field(default_factory=list)  # (step, timestamp, value) not there
+    duplicated: list[tuple] = field(default_factory=list)  # a point there once more than it should be
+    altered: list[tuple] = field(default_factory=list)  # (step, timestamp, value before, value now)
+    new: list[tuple] = field(default_factory=list)  # a point at a (step, timestamp) never there before
+
+
+def history_difference(before: list, after: list, complete: bool = True) -> HistoryDiff:
+    """The one comparison of metric histories: a manifest's before and after (--compare,
+    --restart), and the load probe's acknowledged points against the server's (loadstats).
+    Points are (step, timestamp, value); NaN equals NaN. Not ``complete`` (what ``before`` lists
+    is only what a sender reported before it died): points at other keys are not counted."""
+    want = Counter((p[0], p[1], comparable_value(p[2])) for p in before)
+    have = Counter((p[0], p[1], comparable_value(p[2])) for p in after)
+    keys = {(s, t): v for s, t, v in want}
+    if not complete:
+        have = Counter({p: n for p, n in have.items() if (p[0], p[1]) in keys})
+    diff = HistoryDiff()
+    for point, count in sorted(have.items(), key=lambda item: item[0][:2]):
+        if point in want:
+            diff.duplicated += [point] * max(0, count - want[point])
+        elif (point[0], point[1]) in keys:
+            diff.altered += [(point[0], point[1], keys[(point[0], point[1])], point[2])] * count
+        else:
+            diff.new += [point] * count
+    altered_keys = {(s, t) for s, t, _, _ in diff.altered}
+    for point, count in sorted(want.items(), key=lambda item: item[0][:2]):
+        if (point[0], point[1]) not in altered_keys:
+            diff.lost += [point] * max(0, count - have.get(point, 0))
+    return diff
+
+
+def comparable_value(value):
+    return "NaN" if isinstance(value, float) and value != value else value  # NaN is stored and read back as NaN
+
+
 def points_difference(before: list, after: list) -> str:
-    """How a metric's history changed: the counts and the first step missing, extra or altered."""
-    old = {(p[0], p[1]): p[2] for p in before}
-    new = {(p[0], p[1]): p[2] for p in after}
+    """How a metric's history changed: the counts and the first step missing, altered or extra."""
+    diff = history_difference(before, after)
     text = f"{len(before)} points before, {len(after)} after"
-    gone = sorted(set(old) - set(new))
-    if gone:
-        return f"{text}, step {gone[0][0]} missing" + (f" (and {len(gone) - 1} more)" if len(gone) > 1 else "")
-    altered = sorted(k for k in old if k in new and not same_value(old[k], new[k]))
-    if altered:
-        step = altered[0]
-        return f"{text}, step {step[0]} was {old[step]!r}, now {new[step]!r}"
-    added = sorted(set(new) - set(old))
-    if added:
-        return f"{text}, step {added[0][0]} new"
+    if diff.lost:
+        more = f" (and {len(diff.lost) - 1} more)" if len(diff.lost) > 1 else ""
+        return f"{text}, step {diff.lost[0][0]} missing{more}"
+    if diff.altered:
+        step, _, was, now = diff.altered[0]
+        return f"{text}, step {step} was {was!r}, now {now!r}"
+    if diff.new:
+        return f"{text}, step {diff.new[0][0]} new"
+    if diff.duplicated:
+        return f"{text}, step {diff.duplicated[0][0]} stored twice"
     return f"{text}, in another order"
 
 

@@ -7,6 +7,8 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 
+from mlflowcheck.core.compare import history_difference
+
 Point = tuple[int, float, int]  # (step, value, timestamp) of one metric point
 
 
@@ -68,36 +70,21 @@ class Loss:
 
 
 def compare_points(key: str, sent: list[Point], got: list[Point], complete: bool = True) -> Loss:
-    """Points read back against points sent: by (step, timestamp), a point is lost (not there),
-    duplicated (there twice) or altered (there with another value). Not ``complete`` (the
-    sender died before it reported all it had acknowledged): a point read back that was never
-    reported is not counted; every reported one must still be there exactly once."""
-    loss = Loss()
-    if not complete:
-        reported = {(s, t) for s, _, t in sent}
-        got = [p for p in got if (p[0], p[2]) in reported]
-    want = Counter(sent)
-    have = Counter(got)
-    for point, count in have.items():
-        extra = count - want.get(point, 0)
-        if point in want and extra > 0:
-            loss.duplicated += extra
-            loss.examples.append(f"{key} step {point[0]} stored {count} times")
-    sent_at = {(s, t): v for s, v, t in sent}
-    for (step, value, ts), count in have.items():
-        if (step, value, ts) not in want:
-            if (step, ts) in sent_at:
-                loss.altered += count
-                loss.examples.append(f"{key} step {step}: sent {sent_at[(step, ts)]!r}, read back {value!r}")
-            else:
-                loss.duplicated += count  # a point nobody sent: counted with the extras
-                loss.examples.append(f"{key} step {step}: {value!r} read back, never sent")
-    altered_keys = {(s, t) for s, v, t in have if (s, v, t) not in want and (s, t) in sent_at}
-    for point, count in want.items():
-        missing = count - have.get(point, 0)
-        if missing > 0 and (point[0], point[2]) not in altered_keys:
-            loss.lost += missing
-            loss.examples.append(f"{key} step {point[0]} ({point[1]!r}) lost")
+    """Points read back against points sent, by core.compare's history comparison: a point is
+    lost (not there), duplicated (there twice, or there and never sent) or altered (there with
+    another value). Not ``complete`` (the sender died before it reported all it had
+    acknowledged): a point read back that was never reported is not counted; every reported one
+    must still be there exactly once."""
+    diff = history_difference([(s, t, v) for s, v, t in sent], [(s, t, v) for s, v, t in got], complete)
+    loss = Loss(lost=len(diff.lost), duplicated=len(diff.duplicated) + len(diff.new), altered=len(diff.altered))
+    for step, ts, value in sorted(set(diff.duplicated)):
+        loss.examples.append(f"{key} step {step} stored {Counter(got)[(step, value, ts)]} times")
+    for step, _, was, now in diff.altered:
+        loss.examples.append(f"{key} step {step}: sent {was!r}, read back {now!r}")
+    for step, _, value in diff.new:
+        loss.examples.append(f"{key} step {step}: {value!r} read back, never sent")
+    for step, _, value in diff.lost:
+        loss.examples.append(f"{key} step {step} ({value!r}) lost")
     return loss
 
 

@@ -155,3 +155,21 @@ def test_objects_alike_in_their_names_are_each_compared_none_lost_from_the_count
     after = write(tmp_path / "b.jsonl", {**trace, "id": "t9"})
     counts = compare_manifests(before, after, "name").kinds["trace"]
     assert vars(counts) == {"compared": 2, "equal": 1, "missing": 1, "altered": 0, "extra": 0}
+
+
+def test_one_history_comparison_serves_compare_and_the_load_probe():
+    from mlflowcheck.core.compare import history_difference
+    from mlflowcheck.core.loadstats import compare_points
+
+    before = [(0, 100, 1.0), (1, 101, float("nan")), (2, 102, 0.5)]
+    after = [(0, 100, 1.0), (1, 101, float("nan")), (2, 102, 0.25), (2, 102, 0.25), (3, 103, 9.0)]
+    diff = history_difference(before, after)
+    assert (diff.lost, diff.duplicated, diff.new) == ([], [], [(3, 103, 9.0)])
+    assert diff.altered == [(2, 102, 0.5, 0.25), (2, 102, 0.5, 0.25)]
+    # The load probe's points are (step, value, timestamp): the same verdict through loadstats.
+    loss = compare_points("acc", [(s, v, t) for s, t, v in before], [(s, v, t) for s, t, v in after])
+    assert (loss.lost, loss.duplicated, loss.altered) == (0, 1, 2)
+    # A sender that died: what it never reported is not counted, what it reported must be there.
+    partial = history_difference(before[:1], [(0, 100, 1.0), (5, 105, 2.0)], complete=False)
+    assert (partial.lost, partial.new, partial.altered) == ([], [], [])
+    assert history_difference(before[:1], [], complete=False).lost == [(0, 100, 1.0)]
