@@ -23,9 +23,11 @@ import yaml
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
-from mlflowcheck.core.monitoring import PROBE_MODEL_PREFIX
+from mlflowcheck.core.monitoring import PROBE_CHECKS, PROBE_MODEL_PREFIX
 from mlflowcheck.runtime.server import free_port
 from tests.support import ADMIN_PASSWORD, ENTRY, ROOT
+from tests.test_diagnosis import old_python
+from tests.test_support_matrix import fasttrackml  # noqa: F401 (a fixture: FastTrackML's own server)
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
@@ -81,6 +83,33 @@ def test_a_probe_of_a_healthy_server_passes_every_step_and_deletes_what_it_wrote
     assert f'mlflowcheck_probe_success{{check="artifact",target="{server.url}"}} 1.0' in text
     assert re.search(r'mlflowcheck_server_info\{product="MLflow",target="[^"]+",version="3\.', text), text
     assert "mlflowcheck_probe_last_success_timestamp_seconds" in text
+
+
+def test_a_server_that_is_not_mlflow_passes_what_it_has_and_its_missing_registry_is_no_failure(
+    fasttrackml,  # noqa: F811
+    tmp_path,
+):
+    textfile = tmp_path / "mlflow_probe.prom"
+    code, output, doc = probe(tmp_path, "--tracking-uri", fasttrackml.url, "--prom-textfile", str(textfile))
+    assert code == 0, output
+    assert doc["product"] == "FastTrackML"
+    assert steps(doc)["registry"] is None  # FastTrackML has no model registry
+    assert steps(doc)["trace"] is None
+    assert steps(doc)["artifact"] is True
+    assert "  MISS  registry" in output
+    assert "does not implement POST /api/2.0/mlflow/registered-models/create" in output
+    text = textfile.read_text()
+    assert 'check="registry"' not in text
+    assert 'product="FastTrackML"' in text
+
+
+def test_a_probe_of_the_seeds_mlflow_3_1_4_server_passes_without_the_trace_it_predates(fresh_server, tmp_path):
+    srv = fresh_server(python=old_python("3.1.4"))
+    code, output, doc = probe(tmp_path, "--tracking-uri", srv.url)
+    assert code == 0, output
+    assert doc["version"] == "3.1.4"
+    assert steps(doc) == {**dict.fromkeys(PROBE_CHECKS, True), "trace": None}, output
+    assert live_footprint(srv.url)["probe runs"] == 0
 
 
 def test_a_failed_probe_exits_1_names_the_cause_and_keeps_the_textfiles_last_success(server, tmp_path):
@@ -307,7 +336,8 @@ def test_prometheus_scrapes_the_probe_sees_the_broken_check_by_name_and_fires_th
     try:
         prometheus.wait_for(lambda: prometheus.query('mlflowcheck_probe_success{check=""}') == 1.0, 60, "PASS")
         assert prometheus.query('mlflowcheck_probe_success{check="trace"}') == 1.0
-        assert prometheus.query('up{job=~".*exporter"}') == 1.0
+        # The exporter's own job is scraped on its own schedule: its first sample may come later.
+        prometheus.wait_for(lambda: prometheus.query('up{job=~".*exporter"}') == 1.0, 30, "scraping the exporter")
         # The artifact store breaks (its root replaced by a file: every write under it fails, as on
         # a read-only or lost volume): that check fails by name, the tracking checks stay green.
         artifacts = srv.workdir / "mlartifacts"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import requests
 
-from mlflowcheck.core.errors import CheckFailed
+from mlflowcheck.core.errors import CheckFailed, Unsupported
 from mlflowcheck.core.monitoring import PROBE_CHECKS, PROBE_MODEL_PREFIX, PROBE_TAG, Cycle, Step
 from mlflowcheck.core.target import Target
 from mlflowcheck.explain.deployment import implementation
@@ -85,7 +85,12 @@ class Cycler:
             note = action()
         except Exception as exc:  # every failure is this step's verdict, with its cause
             problem = explain(exc, mlflow_compat.last_refusal(mark))
-            self.record(Step(name, False, time.monotonic() - started, problem.message, problem.tip or ""))
+            # Another product that speaks MLflow's API (FastTrackML) may lack a part of it: missing,
+            # not broken. On MLflow's own server a missing route is a fault (a proxy, a plugin).
+            missing = isinstance(problem, Unsupported) and self.cycle.product not in ("", "MLflow")
+            self.record(
+                Step(name, None if missing else False, time.monotonic() - started, problem.message, problem.tip)
+            )
             return
         self.record(Step(name, None if note is None else True, time.monotonic() - started, note or ""))
 

@@ -122,7 +122,7 @@ def cycle_text(cycle: Cycle) -> str:
     lines = []
     for step in cycle.steps:
         mark = "MISS" if step.ok is None else "PASS" if step.ok else "FAIL"
-        note = step.message if step.ok is not None else "not in this server (not part of its probe)"
+        note = step.message if step.ok is not None or step.message else "not in this server (not part of its probe)"
         lines.append(f"  {mark}  {step.name:<11}{step.seconds:5.2f}s  {note}".rstrip())
         if step.ok is False and step.tip:
             lines.append(f"{'':24}Tip: {step.tip}")
