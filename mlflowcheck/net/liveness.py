@@ -22,11 +22,13 @@ def mlflow_version(resp: requests.Response) -> str:
 
 
 #: How a request fails when nothing answers at the address any more (requests, urllib3, MLflow's
-#: client, the browser).
+#: client, the browser). MLflow's "failed with exception HTTPConnectionPool(" is the connection's
+#: failure too, whatever follows: the model worker's messages come shortened, often right there
+#: (a timeout also says it, and then the server answers when asked again: no death).
 CONNECTION_LOST = re.compile(
     r"Connection refused|Failed to establish a new connection|RemoteDisconnected|Connection aborted|"
     r"connection reset|reset by peer|Max retries exceeded|ERR_CONNECTION_REFUSED|ERR_EMPTY_RESPONSE|"
-    r"ERR_CONNECTION_RESET",
+    r"ERR_CONNECTION_RESET|failed with exception HTTPS?ConnectionPool\(",
     re.IGNORECASE,
 )
 

@@ -89,7 +89,7 @@ class Cycler:
             # not broken. On MLflow's own server a missing route is a fault (a proxy, a plugin).
             missing = isinstance(problem, Unsupported) and self.cycle.product not in ("", "MLflow")
             self.record(
-                Step(name, None if missing else False, time.monotonic() - started, problem.message, problem.tip)
+                Step(name, None if missing else False, time.monotonic() - started, problem.message, problem.tip or "")
             )
             return
         self.record(Step(name, None if note is None else True, time.monotonic() - started, note or ""))

@@ -94,8 +94,12 @@ def test_an_error_answer_and_a_deadline_are_not_a_lost_connection(canned, target
         "API request to http://127.0.0.1:5000/api/2.0/mlflow/runs/get failed with exception HTTPConnectionPool("
         "host='127.0.0.1', port=5000): Max retries exceeded with url: /api/2.0/mlflow/runs/get",
         "page.goto: net::ERR_CONNECTION_REFUSED at http://127.0.0.1:5000/",
+        "The following failures occurred while downloading one or more artifacts from http://127.0.0.1:5000/api/2.0/"
+        "mlflow-artifacts/artifacts/1/models/m-7da0/artifacts: ##### File model.skops ##### API request to http://"
+        "127.0.0.1:5000/api/2.0/mlflow-artifacts/artifacts/1/models/m-7da0/artifacts/model.skops failed with "
+        "exception HTTPConnectionPool(h…",
     ],
-    ids=["MLflow's client", "the browser"],
+    ids=["MLflow's client", "the browser", "the model worker's shortened message"],
 )
 def test_a_lost_connection_is_recognised_in_the_words_of_mlflows_client_and_the_browser(said):
     assert connection_lost(RuntimeError(said))
