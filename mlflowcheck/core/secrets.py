@@ -141,9 +141,10 @@ def secret_values() -> list[str]:
     return [v for k in (ENV_PASSWORD, ENV_TOKEN) if len(v := os.environ.get(k, "")) >= 4]
 
 
-def scrub(text: str) -> str:
+def scrub(text: str, also: tuple[str, ...] = ()) -> str:
     """``text`` with every secret this process holds replaced by ***: a last line of
-    defence for text a library or a server produced (an error quoting a request)."""
-    for secret in secret_values():
+    defence for text a library or a server produced (an error quoting a request). ``also``:
+    secrets held elsewhere (the probe exporter's targets, each in a process of its own)."""
+    for secret in [*secret_values(), *(s for s in also if len(s) >= 4)]:
         text = text.replace(secret, MASK)
     return text

@@ -38,13 +38,13 @@ from prometheus_client import (
 
 from mlflowcheck.core.errors import CheckFailed
 from mlflowcheck.core.monitoring import Cycle, ProbeTarget, read_targets
-from mlflowcheck.core.secrets import Credentials, env_credentials, split_credentials
+from mlflowcheck.core.secrets import Credentials, env_credentials, scrub, split_credentials
 from mlflowcheck.core.target import parse_target, resolve_tracking_uri
 from mlflowcheck.engine.monitor import GRACE, failed_cycle, unfinished
 from mlflowcheck.engine.probe_worker import READY
 from mlflowcheck.report.console import printable
 from mlflowcheck.report.prometheus import exposition, last_success_of
-from mlflowcheck.runtime.processes import stop_group
+from mlflowcheck.runtime.processes import child_env, stop_group
 
 #: What the exporter takes off the scrape's timeout, for the answer's way back.
 SCRAPE_MARGIN = 0.5
@@ -56,6 +56,10 @@ CREDENTIAL_VARIABLES = (
     "MLFLOW_TRACKING_PASSWORD",
     "MLFLOW_TRACKING_TOKEN",
 )
+
+
+class StillStarting(Exception):
+    """The target's process has not finished its imports by the cycle's deadline."""
 
 
 class Stats:
@@ -117,19 +121,15 @@ class Prober:
         started, end = time.time(), time.monotonic() + timeout
         try:
             self.ensure_worker(end)
-        except TimeoutError:  # still importing MLflow: left to finish, for the next scrape
-            return failed_cycle(
-                self.target.name, started, "the probe's process for this target is still starting (importing MLflow)"
-            )
-        except (OSError, ValueError) as exc:
-            self.stop()
-            return failed_cycle(self.target.name, started, f"the probe's process for this target ended: {exc}")
-        try:
             left = end - time.monotonic()
             request = {"label": self.target.name, "experiment": self.target.experiment, "timeout": max(1.0, left)}
             self.proc.stdin.write((json.dumps(request) + "\n").encode())
             self.proc.stdin.flush()
             return Cycle.from_dict(json.loads(self.read_line(end + GRACE)))
+        except StillStarting:  # still importing MLflow: left to finish, for the next scrape
+            return failed_cycle(
+                self.target.name, started, "the probe's process for this target is still starting (importing MLflow)"
+            )
         except TimeoutError:  # a request hung past the deadline: the process goes, and a new one comes
             self.stop()
             return unfinished(self.target.name, started, timeout)
@@ -138,10 +138,7 @@ class Prober:
             return failed_cycle(self.target.name, started, f"the probe's process for this target ended: {exc}")
 
     def start_worker(self) -> None:
-        env = {k: v for k, v in os.environ.items() if k not in CREDENTIAL_VARIABLES}
-        env |= self.target.environment()
-        root = str(Path(__file__).resolve().parents[2])  # this package, from wherever it is imported
-        env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
+        env = child_env(drop=CREDENTIAL_VARIABLES) | self.target.environment()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mlflowcheck.engine.probe_worker"],
             stdin=subprocess.PIPE,
@@ -155,11 +152,14 @@ class Prober:
         threading.Thread(target=self.relay, args=(self.proc,), daemon=True).start()
 
     def ensure_worker(self, end: float) -> None:
-        """A running process that has imported MLflow, by ``end`` (else TimeoutError)."""
+        """A running process that has imported MLflow, by ``end`` (else StillStarting)."""
         if self.proc is None or self.proc.poll() is not None:
             self.start_worker()
         if not self.ready:
-            line = self.read_line(end)
+            try:
+                line = self.read_line(end)
+            except TimeoutError:
+                raise StillStarting from None
             if line != READY:
                 raise ValueError(f"it said {line[:100]!r} instead of {READY!r}")
             self.ready = True
@@ -182,17 +182,15 @@ class Prober:
 
     def relay(self, proc: subprocess.Popen) -> None:
         """The worker's stderr, on the exporter's, with this target's secrets masked."""
-        secrets = [s for s in self.secrets() if len(s) >= 4]
+        secrets = self.secrets()
         for raw in proc.stderr:
-            line = raw.decode("utf-8", "replace")
-            for secret in secrets:
-                line = line.replace(secret, "***")
+            line = scrub(raw.decode("utf-8", "replace"), secrets)
             sys.stderr.write(printable(f"[{self.target.name}] {line}"))
             sys.stderr.flush()
 
-    def secrets(self) -> list[str]:
+    def secrets(self) -> tuple[str, ...]:
         creds = self.target.credentials
-        return [creds.password] if isinstance(creds, Credentials) else [creds] if creds else []
+        return (creds.password,) if isinstance(creds, Credentials) else (creds,) if creds else ()
 
     def stop(self) -> None:
         if self.proc is not None:

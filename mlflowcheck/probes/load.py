@@ -35,12 +35,6 @@ from mlflowcheck.runtime.mlflow_compat import HISTORY_BULK_RUNS, metric_historie
 SETUP = ("runs/create", "experiments/get")  # each user's start, before its clock
 
 
-def traces_supported(suite) -> bool:
-    """Whether the server is MLflow's with the v3 trace API the read-back asks by id."""
-    found = suite.implementation
-    return found is not None and found.is_mlflow and not traces.before_v3_traces(found)
-
-
 def plan(suite) -> loadrun.Plan:
     opts = suite.options
     return loadrun.Plan(
@@ -48,7 +42,7 @@ def plan(suite) -> loadrun.Plan:
         experiment_id=suite.experiment_id,
         users=opts.load_clients,
         seconds=opts.load_seconds,
-        traced=traces_supported(suite),
+        traced=traces.has_v3_traces(suite.implementation),
         users_per_second=opts.load_users_per_second,
         processes=loadrun.local_processes(opts.load_clients),
         master=opts.load_master,

@@ -39,14 +39,16 @@ from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner  # noqa: E4
 from mlflow.entities import Metric  # noqa: E402
 
 from mlflowcheck.explain.load import error_kind  # noqa: E402
+from mlflowcheck.runtime.loadrun import LAST_REQUESTS  # noqa: E402
 from mlflowcheck.runtime.mlflow_compat import keep_server_error_bodies  # noqa: E402
 
 BATCH_KEYS = ("loss", "accuracy", "learning_rate", "grad_norm", "throughput")
 TRACE_EVERY = 20  # steps between a user's traced calls
 FLUSH_EVERY = 0.5  # seconds between a user's ledger messages
-LAST_REQUESTS = 60.0  # after the run's time, how long the last requests may take on a slow server
 MAX_CONSECUTIVE_ERRORS = 20  # a user stops hammering a server that keeps failing
 LEDGER = "mlflowcheck_ledger"
+#: A ledger's lists: what a user had acknowledged, and how its requests went.
+LISTS = ("metrics", "params", "tags", "artifacts", "traces", "requests", "errors", "messages")
 
 
 def worker_name() -> str:
@@ -171,8 +173,7 @@ class TrainingJob(User):
 
 
 def new_ledger(user: str, run_id: str = "") -> dict:
-    keys = ("metrics", "params", "tags", "artifacts", "traces", "requests", "errors", "messages")
-    return {"worker": worker_name(), "user": user, "run_id": run_id, **{k: [] for k in keys}}
+    return {"worker": worker_name(), "user": user, "run_id": run_id, **{k: [] for k in LISTS}}
 
 
 def traced_call(user: str, step: int) -> tuple[str, list[str]]:
@@ -208,7 +209,7 @@ class Merged:
         self.nodes[node] = message["worker"]
         user = self.users.setdefault(message["user"], {**new_ledger(message["user"]), "node": node, "done": False})
         user["worker"], user["run_id"] = message["worker"], message["run_id"] or user["run_id"]
-        for key in ("metrics", "params", "tags", "artifacts", "traces", "requests", "errors", "messages"):
+        for key in LISTS:
             user[key].extend(message[key])
         user["done"] = message["done"]
 

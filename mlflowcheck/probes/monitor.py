@@ -24,6 +24,7 @@ import requests
 
 from mlflowcheck.core.errors import CheckFailed, Unsupported
 from mlflowcheck.core.monitoring import PROBE_CHECKS, PROBE_MODEL_PREFIX, PROBE_TAG, Cycle, Step
+from mlflowcheck.core.observations import Implementation
 from mlflowcheck.core.target import Target
 from mlflowcheck.explain.deployment import implementation
 from mlflowcheck.explain.errors import explain
@@ -31,13 +32,13 @@ from mlflowcheck.explain.support import answer_of
 from mlflowcheck.net.http import http
 from mlflowcheck.net.liveness import mlflow_version
 from mlflowcheck.probes.cleanup import delete_files, delete_run
+from mlflowcheck.probes.traces import has_v3_traces
 from mlflowcheck.runtime import mlflow_compat
 
 #: Of the deadline, what is kept for the cleanup (deleting takes a few requests).
 CLEANUP_SHARE, CLEANUP_MAX = 0.25, 5.0
 #: What an interrupted cycle left is deleted once it is this old (a running cycle's is younger).
 LEFTOVER_AGE = 300.0
-V3_TRACES = (3, 3)
 TEXT = "mlflowcheck probe · 探针 {nonce}\n"
 QUESTION = {"question": "探针"}
 
@@ -62,7 +63,8 @@ class Cycler:
         self.start = time.monotonic()
         self.deadline = self.start + timeout
         self.reserve = min(CLEANUP_MAX, timeout * CLEANUP_SHARE)
-        self.created: dict[str, str] = {}  # what to delete: run, model, trace, experiment id
+        self.created: dict[str, str] = {}  # what to delete: run, model, trace; the experiment's id
+        self.found: Implementation | None = None  # which server answers (the server step)
 
     def left(self, for_cleanup: bool = False) -> float:
         return self.deadline - time.monotonic() - (0 if for_cleanup else self.reserve)
@@ -87,7 +89,7 @@ class Cycler:
             problem = explain(exc, mlflow_compat.last_refusal(mark))
             # Another product that speaks MLflow's API (FastTrackML) may lack a part of it: missing,
             # not broken. On MLflow's own server a missing route is a fault (a proxy, a plugin).
-            missing = isinstance(problem, Unsupported) and self.cycle.product not in ("", "MLflow")
+            missing = isinstance(problem, Unsupported) and self.found is not None and not self.found.is_mlflow
             self.record(
                 Step(name, None if missing else False, time.monotonic() - started, problem.message, problem.tip or "")
             )
@@ -150,7 +152,7 @@ def server(c: Cycler) -> str:
             f"GET {c.target.url}/version answered HTTP {resp.status_code}, not an MLflow version: {resp.text[:120]!r}",
             "is this the tracking server's address (and not a proxy's error page or a sign-in page)?",
         )
-    found = implementation(version, answer_of(resp), None, None)
+    found = c.found = implementation(version, answer_of(resp), None, None)
     c.cycle.version, c.cycle.product = version, found.product
     return f"{found.product} {version}"
 
@@ -158,8 +160,7 @@ def server(c: Cycler) -> str:
 def probe_experiment(c: Cycler, client, name: str) -> str:
     found = client.get_experiment_by_name(name)
     if found is None:
-        c.created["experiment"] = client.create_experiment(name, tags={PROBE_TAG: "experiment"})
-        found = client.get_experiment(c.created["experiment"])
+        found = client.get_experiment(client.create_experiment(name, tags={PROBE_TAG: "experiment"}))
         note = f"created experiment {name!r} ({found.experiment_id})"
     else:
         note = f"experiment {name!r} ({found.experiment_id})"
@@ -228,7 +229,7 @@ def artifact(c: Cycler, client, nonce: str) -> str:
 
 
 def trace(c: Cycler, client, nonce: str) -> str | None:
-    if c.cycle.product != "MLflow" or version_tuple(c.cycle.version) < V3_TRACES:
+    if not has_v3_traces(c.found):
         return None  # no v3 trace API: the trace is not part of this server's probe
     with mlflow_compat.recording_refusals() as refusals:
         span = client.start_trace("mlflowcheck-probe", inputs=QUESTION, experiment_id=c.created["experiment_id"])
@@ -328,11 +329,3 @@ def leftovers(c: Cycler, client) -> int:
             client.delete_traces(experiment_id, trace_ids=[t.info.trace_id for t in old_traces])
             swept += len(old_traces)
     return swept
-
-
-def version_tuple(version: str) -> tuple[int, ...]:
-    parts = []
-    for piece in version.split(".")[:2]:
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        parts.append(int(digits or 0))
-    return tuple(parts)

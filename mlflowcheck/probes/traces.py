@@ -186,6 +186,12 @@ def before_v3_traces(found) -> bool:
     return found is not None and found.is_mlflow and older_than(found.version, V3_TRACES)
 
 
+def has_v3_traces(found) -> bool:
+    """MLflow's own server with the v3 trace API: a trace is read back by the id the client holds
+    (the load probe's traced calls, the monitoring probe's trace)."""
+    return found is not None and found.is_mlflow and not before_v3_traces(found)
+
+
 def lost(trace_id: str, refusals, found) -> Exception:
     """A trace the server does not have: unsupported where another product lacks the trace API."""
     missing = next((a for a in refusals if is_unsupported(a)), None)

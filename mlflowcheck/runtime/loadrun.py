@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlflowcheck.core.errors import CheckFailed
-from mlflowcheck.runtime.processes import stop_group
+from mlflowcheck.runtime.processes import child_env, stop_group
 from mlflowcheck.runtime.server import free_port, tail
 
 LOADFILE = Path(__file__).resolve().parents[1] / "probes" / "loadfile.py"
 START_DEADLINE = 120.0  # Locust's and MLflow's imports in each process, on a busy machine
-LAST_REQUESTS = 60.0  # as the loadfile's: the last requests on a slow server
+LAST_REQUESTS = 60.0  # after the run's time, how long the last requests may take on a slow server
 WORKER_POOL = 100  # a worker's HTTP connections: it learns its users' number only from the master
 
 
@@ -81,16 +81,11 @@ def command(plan: Plan, ledger: Path) -> list[str]:
 
 
 def locust_env(users: int) -> dict[str, str]:
-    env = dict(os.environ)
-    # The loadfile imports this package: from wherever this process has it (a checkout, or installed).
-    root = str(LOADFILE.parents[2])
-    env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
+    env = child_env()  # the loadfile imports this package
     # One HTTP session is shared by a process's users: a pool smaller than its users would open and
     # drop connections all the time ("Connection pool is full").
     env["MLFLOW_HTTP_POOL_MAXSIZE"] = str(max(10, users))
     env["MLFLOW_HTTP_POOL_CONNECTIONS"] = str(max(10, users))
-    env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    env.setdefault("DO_NOT_TRACK", "true")
     return env
 
 
