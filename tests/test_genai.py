@@ -33,6 +33,11 @@ def test_what_the_genai_checks_wrote_is_on_the_server_as_they_say(server, tmp_pa
     assert [s.name for s in trace.data.spans] == ["本地测试应用", "检索", "失败的工具"]
     assert trace.info.tags["mlflow.trace.spansLocation"] == "TRACKING_STORE"
     assert trace.info.trace_metadata["mlflow.sourceRun"] == run_id
+    # Linked to the app's own logged model (set_active_model), not to the seed's scikit-learn model.
+    app = client.get_logged_model(trace.info.trace_metadata["mlflow.modelId"])
+    assert (app.name, app.experiment_id, app.source_run_id) == (f"本地测试应用-{run_id}", experiment, run_id)
+    assert app.model_id in result.check("trace")["message"]
+    assert app.model_id not in result.check("model")["message"]
     assert {a.name for a in trace.info.assessments} == {"正确性", "期望答案"}
     otlp_id = result.check("otlp")["message"].split(":")[0]
     assert client.get_trace(otlp_id).info.experiment_id == experiment

@@ -64,7 +64,11 @@ def test_killed_during_metric_logging(fresh_server, tmp_path):
 
 def test_killed_during_the_model_upload(fresh_server, tmp_path):
     srv = fresh_server()
-    output, code, took = kill_during(srv, srv.url, tmp_path, "PASS  prompts", "--no-ui")
+    # The proxy holds the model file's upload for 3 s: the server dies while the model worker
+    # uploads it, after the main process's last check before the model's verdict.
+    hold = Fault("PUT", r"/model\.skops$", "delay:3", times=1)
+    with FaultProxy(srv.url, [hold]) as proxy:
+        output, code, took = kill_during(srv, proxy.url, tmp_path, "PASS  prompts", "--no-ui", wait=0.5)
     assert_death_reported(output, code, took, "model", "prompts", ["run", "final_report"])
 
 
@@ -75,8 +79,8 @@ def test_killed_during_the_trace_export_is_a_death_not_minutes_of_retries(fresh_
     # (The seed's trace's spans, by its retriever span's name: not the otlp check's span before it.)
     hold = Fault("POST", r"/v1/traces$", "delay:3", body=RETRIEVER, times=1)
     with FaultProxy(srv.url, [hold]) as proxy:
-        output, code, took = kill_during(srv, proxy.url, tmp_path, "PASS  model", "--no-ui", wait=1.0)
-    assert_death_reported(output, code, took, "trace", "model", ["assessments", "run", "final_report"])
+        output, code, took = kill_during(srv, proxy.url, tmp_path, "PASS  search", "--no-ui", wait=1.0)
+    assert_death_reported(output, code, took, "trace", "search", ["assessments", "run", "final_report"])
 
 
 def test_killed_during_the_browser_check_skips_the_rest_without_browser_waits(fresh_server, tmp_path):

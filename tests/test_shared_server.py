@@ -418,6 +418,10 @@ def test_cleanup_deletes_exactly_what_the_run_created_and_nothing_else(backend, 
         assert "(moved to the trash by --cleanup)" in result.output
     assert "alias @champion points at version 1 again, as before this run" in moved.check("cleanup")["message"]
     assert "removed alias @check-" in own.check("cleanup")["message"]
+    assert "deleted the app's logged model m-" in own.check("cleanup")["message"]
+    for result in (moved, own):  # the seed's model and the app's (the trace's) are both gone
+        run_id = result.report["run_id"]
+        assert not [m for m in deleted["logged_models"].values() if m[2] == run_id], deleted["logged_models"]
     assert own.check("cleanup")["message"].count("deleted load run ") == 2
     assert [code for code, _, _ in probes] == [0, 0], probes[-1][1]
     assert after == before

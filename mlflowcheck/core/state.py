@@ -22,9 +22,9 @@ from mlflowcheck.core.timeline import Timeline
 @dataclass
 class Created:
     """The ledger of what the model and GenAI checks created on the server (the logged model,
-    the registry version, the alias; the prompt, the evaluation dataset and run), for the
-    checks after them and for --cleanup; the model worker hands back its part with its verdicts
-    (runtime.worker.WorkerResults)."""
+    the registry version, the alias; the app's logged model, the prompt, the evaluation dataset
+    and run), for the checks after them and for --cleanup; the model worker hands back its part
+    with its verdicts (runtime.worker.WorkerResults)."""
 
     model_id: str | None = None
     model_file: str = ""
@@ -33,6 +33,7 @@ class Created:
     alias: str | None = None
     alias_before: str | None = None  # the version the alias pointed at before this run, if any
     saved_model: dict[str, str] = field(default_factory=dict)  # the model as the suite saved it: file -> sha256
+    app_model_id: str | None = None  # the app's logged model the trace is linked to (set_active_model)
     prompt: str | None = None  # the prompt this run registered (every version is this run's)
     dataset_id: str | None = None  # the evaluation dataset this run created
     evaluation_run_id: str | None = None  # the run mlflow.genai.evaluate created

@@ -132,15 +132,18 @@ def check_search(suite):
 
 
 def check_otlp(suite):
+    start_pages_with_model(suite)
     otlp.check(suite)
 
 
 def check_prompts(suite):
+    start_pages_with_model(suite)
     prompts.prompts(suite)
 
 
 def check_model(suite):
     worker_check(suite, "model")
+    start_pages_with_model(suite)
 
 
 def check_trace(suite):
@@ -149,6 +152,7 @@ def check_trace(suite):
 
 
 def check_assessments(suite):
+    start_pages_with_model(suite)
     traces.assessments(suite)
 
 
@@ -159,6 +163,7 @@ def check_run(suite):
 
 def check_registry(suite):
     worker_check(suite, "registry")
+    start_pages_with_model(suite)
 
 
 def check_load(suite):

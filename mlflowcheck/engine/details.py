@@ -51,12 +51,13 @@ DETAIL = {
         "that verified copy: its 100 predictions equal the in-memory model's"
     ),
     "trace": (
-        "the seed's app traced inside the run, linked to the logged model (`set_active_model`): a root span "
-        "(`@mlflow.trace`), a retriever span (`start_span`) with a 2 MiB output (above nginx's default body "
-        "limit), a tool span that raises (ERROR, exception event), Chinese inputs, outputs and attributes. "
+        "the seed's app traced inside the run, linked to an app's logged model of its own "
+        "(`set_active_model`): a root span (`@mlflow.trace`), a retriever span (`start_span`) with a 2 MiB "
+        "output (above nginx's default body limit), a tool span that raises (ERROR, exception event), "
+        "Chinese inputs, outputs and attributes. "
         "Read back with a fresh client: every span's name, parent, type, inputs, outputs, attributes, status, "
         "events and times equal; the span count equal to the trace's own record; state OK; found by "
-        "`search_traces` by run and by name; linked to the run and the model; where the spans landed "
+        "`search_traces` by run and by name; linked to the run and the app's model; where the spans landed "
         "(database or `traces.json`). Lost spans, a partial trace, a trace that search hides are FAIL with "
         "the refused request named; a server without the v3 trace API (before 3.3) is a WARN: the trace is "
         "stored under another id, found by search"

@@ -158,8 +158,29 @@ CHECKS: tuple[Check, ...] = (
         needs=("metrics",),
         endpoints=("runs/search", "experiments/search"),
     ),
-    # The model worker has its job by now (sent after the artifact check); these two need no
-    # model and run meanwhile.
+    # In the seed's run, linked to an app's logged model of its own (not the seed's model): it runs
+    # while the model worker imports (against a running server) or logs the model.
+    Check(
+        "trace",
+        "genai",
+        "a traced call (nested spans, a 2 MiB span, an error) read back span by span; found by search",
+        needs=("params",),
+        endpoints=(
+            "POST /v1/traces",
+            "POST /api/3.0/mlflow/traces",
+            "GET /api/3.0/mlflow/traces/get",
+            "traces/search",
+            "logged-models (search, create)",
+        ),
+    ),
+    Check(
+        "assessments",
+        "genai",
+        "feedback and an expectation on the trace, read back exactly",
+        needs=("trace",),
+        endpoints=("POST /api/3.0/mlflow/traces/{id}/assessments",),
+    ),
+    # Neither needs the run or a model: they fill the time until the model worker's verdict.
     Check(
         "otlp",
         "genai",
@@ -184,21 +205,6 @@ CHECKS: tuple[Check, ...] = (
         since="3.0",
         endpoints=("logged-models (create, get, finalize)", "mlflow-artifacts/artifacts (PUT, GET)"),
         probe="/api/2.0/mlflow/logged-models/m-mlflowcheck-probe",
-    ),
-    # In the seed's run, after the model (the trace is linked to it), while the worker registers it.
-    Check(
-        "trace",
-        "genai",
-        "a traced call (nested spans, a 2 MiB span, an error) read back span by span; found by search",
-        needs=("params",),
-        endpoints=("POST /v1/traces", "POST /api/3.0/mlflow/traces", "GET /api/3.0/mlflow/traces/get", "traces/search"),
-    ),
-    Check(
-        "assessments",
-        "genai",
-        "feedback and an expectation on the trace, read back exactly",
-        needs=("trace",),
-        endpoints=("POST /api/3.0/mlflow/traces/{id}/assessments",),
     ),
     Check(
         "run",

@@ -64,7 +64,10 @@ def http(method: str, url: str, *, deadline: float = RESPONSE_DEADLINE, **kwargs
     # off) is anonymous, ~/.netrc included.
     same_tls = all(kwargs.get(key) == tls.get(key) for key in ("verify", "cert"))
     for key, value in (auth_from_env() if same_tls and credentials_allowed(url) else anonymous()).items():
-        kwargs.setdefault(key, value)
+        if key == "headers":  # the caller's own headers (a Range) go with them, not instead
+            kwargs["headers"] = {**value, **kwargs.get("headers", {})}
+        else:
+            kwargs.setdefault(key, value)
     box: dict = {}
     sockets: list[socket.socket] = []
 

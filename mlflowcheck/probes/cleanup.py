@@ -67,6 +67,9 @@ def cleanup(suite: Session) -> None:
             lambda: delete_files(client.get_logged_model(model_id).artifact_location),
         )
         step(f"deleted logged model {model_id}", lambda: client.delete_logged_model(model_id))
+    if created.app_model_id:
+        app_id = created.app_model_id
+        step(f"deleted the app's logged model {app_id}", lambda: client.delete_logged_model(app_id))
     trace_ids = suite.trace_ids + [t for sent in suite.load_sent for t in sent.traces]  # the load's traced calls
     if trace_ids and suite.experiment_id:
         step("traces", lambda: delete_traces(suite, trace_ids))

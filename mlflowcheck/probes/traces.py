@@ -17,7 +17,7 @@ import mlflow
 from mlflowcheck.core.errors import CheckFailed
 from mlflowcheck.explain import genai
 from mlflowcheck.explain.support import is_unsupported, older_than, unsupported
-from mlflowcheck.runtime.mlflow_compat import partial_trace, recording_refusals
+from mlflowcheck.runtime.mlflow_compat import last_refusal, partial_trace, recording_refusals, refusal_mark
 from mlflowcheck.runtime.session import Session
 
 APP, RETRIEVER, TOOL = "本地测试应用", "检索", "失败的工具"
@@ -90,9 +90,7 @@ def trace(suite: Session) -> None:
         for name in genai.EXPORTER_VARIABLES:
             os.environ.pop(name, None)
         warnings.append(f"{elsewhere}.\nTip: unset it, or set MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT=true.")
-    model_id = suite.created.model_id
-    if model_id:
-        mlflow.set_active_model(model_id=model_id)
+    model_id = app_model(suite)
     document = "检索到的文档内容。" * (SPAN_BYTES // len("检索到的文档内容。".encode()))
     try:
         with recording_refusals() as refusals, no_retries():
@@ -123,6 +121,25 @@ def trace(suite: Session) -> None:
         suite.warn("trace", "\n".join([text, *warnings]))
     else:
         suite.note("trace", text)
+
+
+def app_model(suite: Session) -> str | None:
+    """The app's version, as GenAI apps track theirs: ``set_active_model(name=...)`` creates a logged
+    model of that name in the run's experiment and links every trace made while it is active. Not the
+    seed's scikit-learn model: the trace needs no model check, and runs while the model worker still
+    imports (docs/performance.md). None on a server without the logged-model API (MLflow 2.x)."""
+    from mlflow.exceptions import MlflowException
+
+    mark = refusal_mark()
+    try:
+        model_id = mlflow.set_active_model(name=f"{APP}-{suite.run_id}").model_id
+    except MlflowException:
+        refused = last_refusal(since=mark)
+        if refused is not None and is_unsupported(refused):
+            return None
+        raise
+    suite.created.app_model_id = model_id  # for --cleanup, before anything can fail
+    return model_id
 
 
 @contextlib.contextmanager
@@ -262,13 +279,13 @@ def links_of(suite: Session, info, model_id: str | None) -> str:
             TRACE_TIP,
         )
     if not model_id:
-        return "linked to the run (no logged model to link: the model check did not pass)"
+        return "linked to the run (the server has no logged-model API to link an app's version to)"
     if metadata.get("mlflow.modelId") != model_id:
         raise CheckFailed(
             f"The trace is linked to the model {metadata.get('mlflow.modelId')!r}, not to the active one ({model_id}).",
             TRACE_TIP,
         )
-    return f"linked to the run and to the logged model {model_id}"
+    return f"linked to the run and to the app's logged model {model_id}"
 
 
 def assessments(suite: Session) -> None:

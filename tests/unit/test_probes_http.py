@@ -115,6 +115,16 @@ def test_a_bearer_token_goes_to_the_tracking_uris_origin_and_not_to_another_port
     assert "the-token" not in recorded(elsewhere)
 
 
+def test_a_callers_own_header_goes_with_the_bearer_token_and_not_instead_of_it(canned, url, elsewhere, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "the-token")
+    secrets.use_credentials(None, url)
+    http("GET", f"{url}/version", headers={"Range": "bytes=0-9"})
+    http("GET", f"http://127.0.0.1:{elsewhere.port}/version", headers={"Range": "bytes=0-9"})
+    request, _ = canned.log[0]
+    assert (request.headers.get("Authorization"), request.headers.get("Range")) == ("Bearer the-token", "bytes=0-9")
+    assert "the-token" not in recorded(elsewhere)
+
+
 def test_no_credentials_are_sent_before_an_origin_is_bound(canned, url, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "alices-password")
