@@ -72,7 +72,8 @@ def test_a_fingerprint_and_a_compare_write_nothing_and_find_an_unchanged_server_
     counts = trailer["counts"]
     assert counts["experiment"] == 1
     assert counts["run"] == 2  # the seed's run and mlflow.genai.evaluate's
-    assert counts["logged_model"] == counts["model_version"] == counts["prompt"] == 1
+    assert counts["logged_model"] == 2  # the seed's model and the trace's app
+    assert counts["model_version"] == counts["prompt"] == 1
     assert counts["trace"] == 4  # the seed's, the OpenTelemetry span's, one per evaluated row
     histories = {r["key"]: r["points"] for r in records if r["kind"] == "metric" and r["key"] in ("accuracy", "loss")}
     assert [len(points) for points in histories.values()] == [5, 5]
@@ -178,7 +179,8 @@ def test_the_seeds_3_1_4_upgraded_with_mlflow_db_upgrade_to_3_17_2_compares_equa
         made = run_suite(tmp_path, "--tracking-uri", old.url, "--fingerprint", str(path))
         assert made.code == 0, made.output
         counts = manifest(path)[2]["counts"]
-        assert counts["run"] == counts["logged_model"] == counts["trace"] == counts["prompt"] == 1
+        assert counts["run"] == counts["trace"] == counts["prompt"] == 1
+        assert counts["logged_model"] == 2  # the seed's model and the trace's app
         old.stop()
         # MLflow's runbook: stop the server, back up, upgrade the schema, start the new version.
         upgrade = subprocess.run(
@@ -234,6 +236,7 @@ def test_migrate_filestore_of_runs_without_a_model_keeps_everything_but_the_prom
     kinds = result.report["compare"]["kinds"]
     assert {k: (c["compared"], c["equal"]) for k, c in kinds.items()} == {
         "experiment": (1, 1), "run": (1, 1), "metric": (2, 2), "artifact": (2, 2), "trace": (1, 1), "prompt": (1, 0),
+        "logged_model": (1, 1),  # the trace's app
     }  # fmt: skip
     message = result.check("compare")["message"]
     assert "The server's store changed from FileStore to SqlStore." in message
@@ -294,7 +297,7 @@ def test_a_copy_by_mlflow_export_import_matched_by_name_says_what_it_carried_and
     assert kinds["metric"]["equal"] == kinds["metric"]["compared"] >= 3
     # Left behind: the runs' dataset inputs, the logged model and its files, the registry, the traces.
     assert kinds["run"]["altered"] >= 1
-    assert kinds["logged_model"]["missing"] == 1
+    assert kinds["logged_model"]["missing"] == 2  # the seed's model and the trace's app
     assert kinds["trace"]["missing"] == kinds["trace"]["compared"] >= 1
     message = result.check("compare")["message"]
     assert "(matched by name)" in message

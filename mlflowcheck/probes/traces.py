@@ -124,22 +124,33 @@ def trace(suite: Session) -> None:
 
 
 def app_model(suite: Session) -> str | None:
-    """The app's version, as GenAI apps track theirs: ``set_active_model(name=...)`` creates a logged
-    model of that name in the run's experiment and links every trace made while it is active. Not the
-    seed's scikit-learn model: the trace needs no model check, and runs while the model worker still
-    imports (docs/performance.md). None on a server without the logged-model API (MLflow 2.x)."""
+    """The app's version, as GenAI apps track theirs: a logged model of the app's own in the run's
+    experiment, made active (``set_active_model``) so that the trace made meanwhile is linked to it.
+    Not the seed's scikit-learn model: the trace needs no model check and runs while the model
+    worker still imports (docs/performance.md). Made without files (``create_external_model`` would
+    upload an MLmodel file): a trace needs nothing of the artifact store, whose check is ``artifact``.
+    None on a server without the logged-model API (MLflow 2.x)."""
+    from mlflow.entities import LoggedModelStatus
     from mlflow.exceptions import MlflowException
+    from mlflow.utils.mlflow_tags import MLFLOW_MODEL_IS_EXTERNAL
 
-    mark = refusal_mark()
+    client, mark = suite.client, refusal_mark()
     try:
-        model_id = mlflow.set_active_model(name=f"{APP}-{suite.run_id}").model_id
+        model = client.create_logged_model(
+            experiment_id=suite.experiment_id,
+            name=f"{APP}-{suite.run_id}",
+            source_run_id=suite.run_id,
+            tags={MLFLOW_MODEL_IS_EXTERNAL: "true"},
+        )
     except MlflowException:
         refused = last_refusal(since=mark)
         if refused is not None and is_unsupported(refused):
             return None
         raise
-    suite.created.app_model_id = model_id  # for --cleanup, before anything can fail
-    return model_id
+    suite.created.app_model_id = model.model_id  # for --cleanup, before anything can fail
+    client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
+    mlflow.set_active_model(model_id=model.model_id)
+    return model.model_id
 
 
 @contextlib.contextmanager
