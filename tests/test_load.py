@@ -168,7 +168,7 @@ def test_restart_reads_back_everything_including_the_load_through_a_new_server_p
     assert int(histories[2].replace(",", "")) >= load["points"] + 10  # the load's, and the seed's 10
     traces = re.search(r"([\d,]+) traces \(([\d,]+) spans\)", message)
     assert int(traces[2].replace(",", "")) >= load["spans"] + 3  # the load's, and the seed's trace's 3
-    assert "1 logged models" in message
+    assert "2 logged models" in message  # the seed's model and the trace's app
     assert "1 model versions" in message
     assert message.endswith(": all equal")
 
