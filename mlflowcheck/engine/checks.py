@@ -29,7 +29,7 @@ from mlflowcheck.probes.security import (
     probe_host_header,
     probe_traversal,
 )
-from mlflowcheck.probes.ui import browse, served, start_pages_with_model, start_pages_without_model
+from mlflowcheck.probes.ui import browse, served, start_pages_without_model
 
 
 def check_uri(suite):
@@ -132,38 +132,31 @@ def check_search(suite):
 
 
 def check_otlp(suite):
-    start_pages_with_model(suite)
     otlp.check(suite)
 
 
 def check_prompts(suite):
-    start_pages_with_model(suite)
     prompts.prompts(suite)
 
 
 def check_model(suite):
     worker_check(suite, "model")
-    start_pages_with_model(suite)
 
 
 def check_trace(suite):
-    start_pages_with_model(suite)
     traces.trace(suite)
 
 
 def check_assessments(suite):
-    start_pages_with_model(suite)
     traces.assessments(suite)
 
 
 def check_run(suite):
-    start_pages_with_model(suite)
     tracking.finish_run(suite)
 
 
 def check_registry(suite):
     worker_check(suite, "registry")
-    start_pages_with_model(suite)
 
 
 def check_load(suite):

@@ -33,6 +33,7 @@ from mlflowcheck.net.limits import RESPONSE_DEADLINE
 from mlflowcheck.net.liveness import connection_lost, server_fate
 from mlflowcheck.probes.identity import ask
 from mlflowcheck.probes.layers import diagnose
+from mlflowcheck.probes.ui import start_pages_with_model
 from mlflowcheck.report import matrix
 from mlflowcheck.report.console import check_line, printable, progress_line
 from mlflowcheck.report.files import properties
@@ -129,6 +130,8 @@ class SuitePlugin:
             pytest.skip(self.suite.expiry)
         if self.suite.server_down:  # at once: no check waits on a dead address
             pytest.skip(self.suite.server_down)
+        # The browser opens the run's pages as soon as the model worker's verdicts allow.
+        start_pages_with_model(self.suite)
         check = BY_NAME.get(check_name(item))
         found = self.suite.implementation
         if check and check.since and found is not None and found.is_mlflow and older_than(found.version, check.since):

@@ -170,7 +170,7 @@ CHECKS: tuple[Check, ...] = (
             "POST /api/3.0/mlflow/traces",
             "GET /api/3.0/mlflow/traces/get",
             "traces/search",
-            "logged-models (search, create)",
+            "logged-models (create, finalize, get)",
         ),
     ),
     Check(

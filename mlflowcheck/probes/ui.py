@@ -106,9 +106,8 @@ def start_pages_without_model(suite: Session) -> None:
 
 def start_pages_with_model(suite: Session) -> None:
     """The run's pages, as soon as the model worker has registered the model (the run page
-    shows its version), while this process goes on with its checks: called at the start of each
-    check after the worker has its job. Not with --load: the metrics page is to show the load
-    probe's figures."""
+    shows its version), while this process goes on with its checks: called before each check
+    (engine.plugin). Not with --load: the metrics page is to show the load probe's figures."""
     if suite.browser is None or suite.outcome("ui") != "passed" or suite.options.load_clients:
         return
     if suite.model_worker is None or "run" in suite.browser.pages:
